@@ -1,0 +1,190 @@
+"""The schema of params.yaml. One pydantic model per section; unknown keys are errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Paths(Section):
+    data: str
+    events: str
+    items: str
+    images: str
+    text_features: str
+    text_cache: str
+    encoder: str
+    embeddings: str
+    codebook: str
+    sids: str
+    sids_generic: str
+    ranker: str
+    predictions: str
+    metrics: str
+    plots: str
+    reports: str
+    gates: str
+    data_docs: str
+    gx_project: str
+
+
+class DataSource(Section):
+    source: Literal["synthetic", "movielens", "parquet"]
+    path: str
+
+
+class Split(Section):
+    train_end: dt.date | None = None
+    eval_end: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Split":
+        if self.train_end and self.eval_end and self.eval_end <= self.train_end:
+            raise ValueError(f"eval_end ({self.eval_end}) must be after train_end ({self.train_end})")
+        return self
+
+
+class Synthetic(Section):
+    start_date: dt.date
+    n_days: int = Field(ge=2)
+    n_users: int = Field(ge=2)
+    n_initial_items: int = Field(ge=2)
+    new_items_per_day: int = Field(ge=1)
+    impressions_per_day: int = Field(ge=1)
+    n_topics: int = Field(ge=1)
+    n_communities: int = Field(ge=1)
+    n_categories: int = Field(ge=1)
+    n_brands: int = Field(ge=1)
+    image_size: int = Field(ge=4, le=64)
+    images: bool
+    partition_rows: int = Field(ge=1000)
+
+
+class MovieLens(Section):
+    click_min_rating: float
+    conversion_rating: float
+
+
+class Pairs(Section):
+    window_days: int = Field(ge=1)
+    max_gap_events: int = Field(ge=1)
+    min_support: int = Field(ge=1)
+    cap_per_item: int = Field(ge=1)
+    conversion_weight: float = Field(ge=1.0)
+    popularity_alpha: float = Field(ge=0.0, le=1.0)
+    holdout_fraction: float = Field(gt=0.0, lt=1.0)
+
+
+class Encoder(Section):
+    text_model: str
+    text_batch_size: int = Field(ge=1)
+    finetune_text_layers: int = Field(ge=0)
+    image_backbone: str
+    embedding_dim: int = Field(ge=2)
+    hidden_dim: int = Field(ge=2)
+    attribute_dim: int = Field(ge=1)
+    temperature: float = Field(gt=0.0)
+    batch_size: int = Field(ge=2)
+    epochs: int = Field(ge=1)
+    lr: float = Field(gt=0.0)
+    weight_decay: float = Field(ge=0.0)
+    hit_k: int = Field(ge=1)
+    warm_start: bool
+
+
+class Codebook(Section):
+    levels: int = Field(ge=1, le=8)
+    codebook_size: int = Field(ge=2)
+    latent_dim: int = Field(ge=2)
+    hidden_dim: int = Field(ge=2)
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=2)
+    lr: float = Field(gt=0.0)
+    commitment_weight: float = Field(ge=0.0)
+    contrastive_weight: float = Field(ge=0.0)
+    temperature: float = Field(gt=0.0)
+    kmeans_iters: int = Field(ge=1)
+    dead_code_threshold: int = Field(ge=0)
+    full_rebuild: bool
+
+
+RankerVariant = Literal[
+    "id_only",
+    "content_frozen",
+    "sid_ids",
+    "saviorrec",
+    "saviorrec_no_mba",
+    "saviorrec_no_bidir",
+    "saviorrec_generic_encoder",
+    "heuristic",
+]
+
+
+class Ranker(Section):
+    variant: RankerVariant
+    seq_len: int = Field(ge=1)
+    id_dim: int = Field(ge=2)
+    attn_dim: int = Field(ge=2)
+    mba_hidden: int = Field(ge=2)
+    dnn_hidden: list[int]
+    dropout: float = Field(ge=0.0, lt=1.0)
+    batch_size: int = Field(ge=2)
+    epochs: int = Field(ge=1)
+    lr: float = Field(gt=0.0)
+    weight_decay: float = Field(ge=0.0)
+    warm_start: bool
+    ctcvr_weight: float = Field(ge=0.0)
+    accelerator: Literal["auto", "cpu", "gpu"]
+    num_workers: int = Field(ge=0)
+    heuristic_prior_strength: float = Field(gt=0.0)
+
+
+class Evaluate(Section):
+    young_days: int = Field(ge=1)
+    long_tail_max_impressions: int = Field(ge=1)
+    min_positives: int = Field(ge=1)
+
+
+class Registry(Section):
+    uri: str
+    model_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    endpoint_url: str | None = None
+    max_attempts: int = Field(ge=1)
+    promote: bool
+
+
+class Airflow(Section):
+    encoder_every_days: int = Field(ge=1)
+    runs_root: str
+    gpu_queue: str
+    gpu_pool: str
+    gpu_pool_slots: int = Field(ge=1)
+    retries: int = Field(ge=0)
+    retry_delay_minutes: float = Field(ge=0)
+    execution_timeout_minutes: float = Field(gt=0)
+
+
+class Params(Section):
+    preset: str
+    seed: int
+    paths: Paths
+    data: DataSource
+    split: Split
+    synthetic: Synthetic
+    movielens: MovieLens
+    pairs: Pairs
+    encoder: Encoder
+    codebook: Codebook
+    ranker: Ranker
+    evaluate: Evaluate
+    # Gate thresholds are validated by data_checks (each check knows its own shape).
+    checks: dict[str, dict[str, dict[str, Any]]]
+    registry: Registry
+    airflow: Airflow
+    presets: dict[str, dict[str, Any]]

@@ -1,0 +1,151 @@
+"""One reader/writer for the data contract's tables, on local paths and s3:// URIs.
+
+Events live as ``ROOT/ds=YYYY-MM-DD/part-*.parquet``. Readers return a ``ds`` column
+(str) and ``ts`` as UTC timestamps; ``iter_event_days`` streams one day at a time so
+logs larger than memory can be processed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from saviorrec.storage.s3 import is_s3_uri, s3_client, split_s3_uri
+
+_DAY_DIR = re.compile(r"^ds=(\d{4}-\d{2}-\d{2})$")
+
+
+# ---- generic parquet on local or S3 -----------------------------------------------------
+
+def read_parquet(uri: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    if is_s3_uri(str(uri)):
+        bucket, key = split_s3_uri(str(uri))
+        body = s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        table = pq.read_table(io.BytesIO(body), columns=columns)
+    else:
+        path = Path(uri)
+        if not path.exists():
+            raise FileNotFoundError(f"parquet file not found: {path}")
+        table = pq.read_table(path, columns=columns)
+    return table.to_pandas()
+
+
+def write_parquet(df: pd.DataFrame, uri: str | Path) -> None:
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if is_s3_uri(str(uri)):
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        bucket, key = split_s3_uri(str(uri))
+        s3_client().put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+        return
+    path = Path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)  # readers never see a half-written file
+
+
+def _list(uri: str) -> list[str]:
+    """Immediate children names of a local dir or S3 prefix."""
+    if is_s3_uri(uri):
+        bucket, prefix = split_s3_uri(uri)
+        prefix = f"{prefix}/" if prefix else ""
+        names: set[str] = set()
+        paginator = s3_client().get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+            names.update(p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", []))
+            names.update(o["Key"][len(prefix):] for o in page.get("Contents", []))
+        return sorted(names)
+    path = Path(uri)
+    return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+
+
+def _join(uri: str | Path, *parts: str) -> str:
+    return "/".join([str(uri).rstrip("/"), *parts]) if is_s3_uri(str(uri)) else str(Path(uri, *parts))
+
+
+# ---- events -----------------------------------------------------------------------------
+
+def list_days(root: str | Path) -> list[dt.date]:
+    """Days present under an events root, sorted."""
+    days = [_DAY_DIR.match(name) for name in _list(str(root))]
+    return sorted(dt.date.fromisoformat(m.group(1)) for m in days if m)
+
+
+def _normalize_events(df: pd.DataFrame, day: str) -> pd.DataFrame:
+    df = df.copy()
+    df["ts"] = pd.to_datetime(df["ts"], utc=True).astype("datetime64[ns, UTC]")
+    for col in ("event_id", "user_id", "item_id"):
+        df[col] = df[col].astype("int64")
+    df["click"] = df["click"].astype("int8")
+    df["conversion"] = df["conversion"].astype("Int8")
+    df["ds"] = day
+    return df
+
+
+def read_event_day(root: str | Path, day: dt.date | str, columns: list[str] | None = None) -> pd.DataFrame:
+    day = str(day)
+    day_uri = _join(root, f"ds={day}")
+    parts = [name for name in _list(day_uri) if name.endswith(".parquet")]
+    if not parts:
+        raise FileNotFoundError(f"no parquet files for ds={day} under {root}")
+    frames = [read_parquet(_join(day_uri, name), columns=columns) for name in parts]
+    return _normalize_events(pd.concat(frames, ignore_index=True), day)
+
+
+def iter_event_days(
+    root: str | Path,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    columns: list[str] | None = None,
+) -> Iterator[tuple[dt.date, pd.DataFrame]]:
+    """Yield (day, events) for days in [start, end), one partition in memory at a time."""
+    for day in list_days(root):
+        if (start is None or day >= start) and (end is None or day < end):
+            yield day, read_event_day(root, day, columns=columns)
+
+
+def read_events(
+    root: str | Path,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """All events in [start, end) as one frame (for data that fits in memory)."""
+    frames = [df for _, df in iter_event_days(root, start, end, columns)]
+    if not frames:
+        raise FileNotFoundError(f"no event partitions in [{start}, {end}) under {root}")
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_event_day(df: pd.DataFrame, root: str | Path, day: dt.date | str, part: int = 0) -> str:
+    """Write one day's events (without the ``ds`` column: it is the directory name)."""
+    uri = _join(root, f"ds={day}", f"part-{part:05d}.parquet")
+    write_parquet(df.drop(columns=["ds"], errors="ignore"), uri)
+    return uri
+
+
+def write_events(df: pd.DataFrame, root: str | Path) -> list[str]:
+    """Partition a frame by the UTC day of ``ts`` and write each day."""
+    days = pd.to_datetime(df["ts"], utc=True).dt.strftime("%Y-%m-%d")
+    return [write_event_day(group, root, day) for day, group in df.groupby(days, sort=True)]
+
+
+# ---- items ------------------------------------------------------------------------------
+
+def read_items(uri: str | Path) -> pd.DataFrame:
+    items = read_parquet(uri)
+    items["item_id"] = items["item_id"].astype("int64")
+    items["first_seen"] = pd.to_datetime(items["first_seen"]).astype("datetime64[ns]")
+    return items
+
+
+def write_items(items: pd.DataFrame, uri: str | Path) -> None:
+    write_parquet(items, uri)

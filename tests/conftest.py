@@ -1,0 +1,98 @@
+"""Shared test set-up: offline model loading, a private Airflow home, tiny workspaces."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+MOVIELENS = Path(os.environ.get("SAVIORREC_MOVIELENS", REPO.parent / "shared" / "data" / "movielens-small-dev"))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+sys.path.insert(0, str(REPO))  # `pipelines`, `data_checks`, `dags` import from the repo root
+
+
+def make_workspace(root: Path, overrides: dict | None = None, preset: str = "tiny") -> Path:
+    """A fresh workspace folder with params.yaml (preset applied via the `preset` key)."""
+    root.mkdir(parents=True, exist_ok=True)
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["preset"] = preset
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return root
+
+
+class StageRunner:
+    """Runs stages in one workspace, each at most once, upstream stages first."""
+
+    UPSTREAM = {
+        "ingest": [],
+        "validate_logs": ["ingest"],
+        "train_encoder": ["ingest"],
+        "build_codebook": ["train_encoder"],
+        "validate_sids": ["build_codebook"],
+        "train_ranker": ["build_codebook"],
+        "evaluate": ["train_ranker"],
+        "validate_model": ["evaluate"],
+        "promote": ["validate_logs", "validate_sids", "validate_model"],
+    }
+
+    def __init__(self, root: Path):
+        from pipelines._common import Workspace
+        from saviorrec.config import load_params
+
+        self.root = root
+        self.params = load_params(root / "params.yaml")
+        self.ws = Workspace(root, self.params)
+        self.summaries: dict[str, dict] = {}
+
+    def run(self, stage: str) -> dict:
+        if stage not in self.summaries:
+            for upstream in self.UPSTREAM[stage]:
+                self.run(upstream)
+            import importlib
+
+            module = importlib.import_module(f"pipelines.{stage}")
+            self.summaries[stage] = module.run(self.params, self.ws)
+        return self.summaries[stage]
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> StageRunner:
+    """One tiny synthetic workspace per test session; call ``.run(stage)`` to get outputs.
+
+    Tests must not modify its files: copy what you want to break (see ``copy_workspace``).
+    """
+    return StageRunner(make_workspace(tmp_path_factory.mktemp("tiny_ws")))
+
+
+@pytest.fixture
+def copy_workspace(tmp_path):
+    """Copy a workspace (e.g. ``tiny_pipeline.root``) to a private folder and open it."""
+
+    def _copy(src: Path) -> StageRunner:
+        dst = tmp_path / "ws"
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".cache"))
+        return StageRunner(dst)
+
+    return _copy
+
+
+@pytest.fixture(scope="session")
+def movielens_path() -> Path:
+    if not (MOVIELENS / "ratings.csv").is_file():
+        pytest.skip(f"MovieLens dev data not found at {MOVIELENS} (set SAVIORREC_MOVIELENS)")
+    return MOVIELENS
