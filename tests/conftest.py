@@ -19,6 +19,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 sys.path.insert(0, str(REPO))  # `pipelines`, `data_checks`, `dags` import from the repo root
 
+pytest_plugins = ["s3_server"]  # local S3 endpoint fixtures (moto server on 127.0.0.1)
+
 
 def make_workspace(root: Path, overrides: dict | None = None, preset: str = "tiny") -> Path:
     """A fresh workspace folder with params.yaml (preset applied via the `preset` key)."""

@@ -119,7 +119,9 @@ def _problems(err: SchemaErrors) -> list[tuple[str, str]]:
         elif check.startswith("dtype("):
             problem = f"wrong type: expected {check[6:-1]}, got {examples}"
         elif check == "column_in_dataframe":
-            problem = "required column is missing"
+            # pandera reports the schema as the column and the missing name as the case
+            out.extend((str(name), "required column is missing") for name in group["failure_case"])
+            continue
         else:
             problem = f"{check} ({len(group)} rows, e.g. {examples})"
         out.append((column, problem))

@@ -79,14 +79,20 @@ def list_days(root: str | Path) -> list[dt.date]:
     return sorted(dt.date.fromisoformat(m.group(1)) for m in days if m)
 
 
-def _normalize_events(df: pd.DataFrame, day: str) -> pd.DataFrame:
+_EVENT_DTYPES = {"event_id": "int64", "user_id": "int64", "item_id": "int64", "click": "int8", "conversion": "Int8"}
+
+
+def _normalize_events(df: pd.DataFrame, day: str | None = None) -> pd.DataFrame:
+    """Contract dtypes for the columns present (a reader asked for a subset may lack some)."""
     df = df.copy()
-    df["ts"] = pd.to_datetime(df["ts"], utc=True).astype("datetime64[ns, UTC]")
-    for col in ("event_id", "user_id", "item_id"):
-        df[col] = df[col].astype("int64")
-    df["click"] = df["click"].astype("int8")
-    df["conversion"] = df["conversion"].astype("Int8")
-    df["ds"] = day
+    if "ts" in df:
+        df["ts"] = pd.to_datetime(df["ts"], utc=True).astype("datetime64[ns, UTC]")
+    for col, dtype in _EVENT_DTYPES.items():
+        if col in df and str(df[col].dtype) != dtype:
+            df[col] = df[col].astype(dtype)
+    if day is not None:
+        df["ds"] = day
+    df["ds"] = df["ds"].astype("str")
     return df
 
 
@@ -118,11 +124,48 @@ def read_events(
     end: dt.date | None = None,
     columns: list[str] | None = None,
 ) -> pd.DataFrame:
-    """All events in [start, end) as one frame (for data that fits in memory)."""
+    """All events in [start, end) as one frame (for data that fits in memory).
+
+    Local roots are read in one pass with pyarrow's dataset API (thousands of small day
+    partitions, as in MovieLens, stay fast); S3 roots day by day.
+    """
+    if not is_s3_uri(str(root)):
+        return _read_local_events(Path(root), start, end, columns)
     frames = [df for _, df in iter_event_days(root, start, end, columns)]
     if not frames:
         raise FileNotFoundError(f"no event partitions in [{start}, {end}) under {root}")
     return pd.concat(frames, ignore_index=True)
+
+
+def _read_local_events(root: Path, start: dt.date | None, end: dt.date | None,
+                       columns: list[str] | None) -> pd.DataFrame:
+    import pyarrow.dataset as pads
+
+    days = [d for d in list_days(root) if (start is None or d >= start) and (end is None or d < end)]
+    if not days:
+        raise FileNotFoundError(f"no event partitions in [{start}, {end}) under {root}")
+    files = sorted(str(f) for d in days for f in (root / f"ds={d}").glob("*.parquet"))
+    partitioning = pads.partitioning(pa.schema([("ds", pa.string())]), flavor="hive")
+    dataset = pads.dataset(files, format="parquet", partitioning=partitioning, partition_base_dir=str(root))
+    wanted = None if columns is None else [c for c in columns if c != "ds"] + ["ds"]
+    frame = dataset.to_table(columns=wanted).to_pandas()
+    return _normalize_events(frame).sort_values(["ds", "ts", "event_id"] if "ts" in frame else ["ds"],
+                                                kind="stable", ignore_index=True)
+
+
+def count_events(root: str | Path) -> int:
+    """Rows under an events root, from Parquet footers (no data read)."""
+    total = 0
+    for day in list_days(root):
+        day_uri = _join(root, f"ds={day}")
+        for name in _list(day_uri):
+            if name.endswith(".parquet"):
+                uri = _join(day_uri, name)
+                if is_s3_uri(uri):
+                    total += len(read_parquet(uri, columns=["event_id"]))
+                else:
+                    total += pq.ParquetFile(uri).metadata.num_rows
+    return total
 
 
 def write_event_day(df: pd.DataFrame, root: str | Path, day: dt.date | str, part: int = 0) -> str:

@@ -1,0 +1,118 @@
+"""The data contract rejects bad rows with a message naming the column and the problem."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from saviorrec.data import io
+from saviorrec.data.contract import ContractError, validate_events, validate_items
+
+
+def _items() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "item_id": pd.Series([1, 2, 3], dtype="int64"),
+            "title": pd.Series(["red tent", "blue boots", "green mug"], dtype="str"),
+            "category": pd.Series(["outdoor", "outdoor", "kitchen"], dtype="str"),
+            "first_seen": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-02"]).astype("datetime64[ns]"),
+        }
+    )
+
+
+def _events() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "event_id": pd.Series([10, 11, 12], dtype="int64"),
+            "ts": pd.to_datetime(["2024-01-02 08:00", "2024-01-02 09:00", "2024-01-02 23:59"], utc=True),
+            "user_id": pd.Series([7, 7, 8], dtype="int64"),
+            "item_id": pd.Series([1, 2, 3], dtype="int64"),
+            "click": pd.Series([1, 0, 1], dtype="int8"),
+            "conversion": pd.Series([1, 0, pd.NA], dtype="Int8"),
+            "ds": pd.Series(["2024-01-02"] * 3, dtype="str"),
+        }
+    )
+
+
+def _problem(err: ContractError, column: str) -> str:
+    matches = [p for c, p in err.problems if c == column]
+    assert matches, f"no problem reported for column {column!r}: {err}"
+    return matches[0]
+
+
+def test_clean_rows_pass():
+    validate_items(_items())
+    validate_events(_events(), _items())
+
+
+def test_duplicate_event_id_named():
+    events = _events()
+    events.loc[1, "event_id"] = 10
+    with pytest.raises(ContractError) as err:
+        validate_events(events, _items())
+    assert "duplicate" in _problem(err.value, "event_id")
+    assert "column 'event_id'" in str(err.value)
+
+
+@pytest.mark.parametrize("column", ["user_id", "item_id"])
+def test_null_ids_named(column):
+    events = _events()
+    events[column] = pd.Series([1, None, 3], dtype="Int64")
+    with pytest.raises(ContractError) as err:
+        validate_events(events)
+    assert "null" in _problem(err.value, column) or "type" in _problem(err.value, column)
+
+
+def test_conversion_without_click():
+    events = _events()
+    events.loc[1, "conversion"] = 1
+    with pytest.raises(ContractError) as err:
+        validate_events(events)
+    assert "conversion without click" in str(err.value)
+
+
+def test_ts_outside_its_day():
+    events = _events()
+    events.loc[2, "ts"] = pd.Timestamp("2024-01-03 00:00:01", tz="UTC")
+    with pytest.raises(ContractError) as err:
+        validate_events(events)
+    assert "outside its day" in _problem(err.value, "ts")
+
+
+def test_item_missing_from_catalog():
+    events = _events()
+    events.loc[0, "item_id"] = 999
+    with pytest.raises(ContractError) as err:
+        validate_events(events, _items())
+    assert "999" in _problem(err.value, "item_id")
+
+
+def test_wrong_types_named():
+    events = _events()
+    events["click"] = events["click"].astype("float64")
+    events["ts"] = events["ts"].dt.tz_convert(None)
+    with pytest.raises(ContractError) as err:
+        validate_events(events)
+    assert "int8" in _problem(err.value, "click")
+    assert "UTC" in _problem(err.value, "ts")
+
+
+def test_items_duplicate_and_missing_column():
+    items = _items()
+    items.loc[2, "item_id"] = 1
+    with pytest.raises(ContractError) as err:
+        validate_items(items.drop(columns=["category"]))
+    assert "duplicate" in _problem(err.value, "item_id")
+    assert "missing" in _problem(err.value, "category")
+
+
+def test_roundtrip_through_partitions(tmp_path):
+    events = _events()
+    io.write_events(events, tmp_path / "events")
+    io.write_items(_items(), tmp_path / "items.parquet")
+    assert io.list_days(tmp_path / "events") == [pd.Timestamp("2024-01-02").date()]
+    back = io.read_events(tmp_path / "events")
+    validate_events(back, io.read_items(tmp_path / "items.parquet"))
+    expected = events.drop(columns="ds").assign(ts=events["ts"].astype("datetime64[ns, UTC]"))
+    pd.testing.assert_frame_equal(back.drop(columns="ds"), expected, check_dtype=True)
+    assert io.count_events(tmp_path / "events") == 3
