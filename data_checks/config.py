@@ -1,0 +1,83 @@
+"""The shape of params.yaml `checks:`: every threshold with its severity, validated here."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Severity = Literal["critical", "warning"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Flag(_Strict):
+    """A check without a threshold: only its severity is configurable."""
+
+    severity: Severity
+
+
+class Threshold(Flag):
+    value: float
+
+
+class Band(Flag):
+    """Today's value must lie strictly inside [trailing / ratio, trailing * ratio]."""
+
+    ratio: float = Field(gt=1.0)
+    trailing_days: int = Field(ge=1)
+    min_impressions: int = Field(default=0, ge=0)  # days smaller than this are too noisy to judge
+
+
+class RelativeBand(Flag):
+    """|value / reference - 1| <= ratio."""
+
+    ratio: float = Field(gt=0.0)
+
+
+class RowScope(_Strict):
+    last_days: int | None = Field(default=None, ge=1)  # None: row-level checks on every day
+
+
+class LogChecks(_Strict):
+    ctr_band: Band
+    volume_band: Band
+    bot_max_impressions_per_user_day: Threshold
+    row_checks: RowScope = RowScope()
+
+
+class ItemChecks(_Strict):
+    first_seen_not_future: Flag
+    image_refs_resolve: Flag
+
+
+class SidChecks(_Strict):
+    max_raw_collision_rate: Threshold
+    min_level1_utilization: Threshold
+    min_level_utilization: Threshold
+    max_churn: Threshold
+
+
+class ModelChecks(_Strict):
+    auc_tolerance: Threshold
+    new_auc_tolerance: Threshold
+    calibration_band: RelativeBand
+
+
+class Checks(_Strict):
+    logs: LogChecks
+    items: ItemChecks
+    sids: SidChecks
+    model: ModelChecks
+
+
+def load_checks(params: Any) -> Checks:
+    """``params.checks`` (a plain dict in Params) as a typed, validated object."""
+    raw = params.checks if not isinstance(params, dict) else params
+    try:
+        return Checks.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(f"checks.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+        raise ValueError(f"invalid params: {problems}") from None

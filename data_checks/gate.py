@@ -1,0 +1,48 @@
+"""From expectation results to the gate verdict that `promote` reads."""
+
+from __future__ import annotations
+
+import logging
+
+from data_checks.runner import Suite, run_suites
+from pipelines._common import StageError, write_json
+
+log = logging.getLogger("saviorrec.checks")
+
+
+def _entry(result: dict) -> dict:
+    return {"expectation": result["expectation"], "check": result["check"],
+            "observed": result["observed"], "message": result["message"]}
+
+
+def run_gate(ws, gate: str, suites: list[Suite], as_of: str, notes: list[dict] | None = None,
+             facts: dict | None = None) -> dict:
+    """Validate, write ``ws.gate_file(gate)`` and the Data Docs, then raise on a critical failure.
+
+    ``notes`` are warnings found outside GX (e.g. "no production model: comparison skipped");
+    ``facts`` are numbers worth keeping beside the verdict (trailing CTR, AUCs, ...).
+    """
+    results, run, docs = run_suites(ws, gate, suites, as_of)
+    failed = [r for r in results if not r["success"]]
+    critical = [_entry(r) for r in failed if r["severity"] == "critical"]
+    warnings = [_entry(r) for r in failed if r["severity"] != "critical"] + list(notes or [])
+    payload = {
+        "gate": gate,
+        "passed": not critical,
+        "critical_failures": critical,
+        "warnings": warnings,
+        "data_docs": docs,
+        "run": run,
+        "as_of": as_of,
+        "expectations": len(results),
+        "facts": facts or {},
+    }
+    write_json(ws.gate_file(gate), payload)
+    print(f"Data Docs: {docs}")
+    for warning in warnings:
+        log.warning("%s: %s (observed %s)", gate, warning["expectation"], warning["observed"])
+    if critical:
+        lines = "\n".join(f"  - {c['expectation']}: {c['message']} (observed {c['observed']})" for c in critical)
+        raise StageError(f"gate {gate} failed {len(critical)} critical expectation(s):\n{lines}\n"
+                         f"Data Docs: {docs}")
+    return payload
