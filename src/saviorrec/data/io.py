@@ -149,8 +149,8 @@ def _read_local_events(root: Path, start: dt.date | None, end: dt.date | None,
     dataset = pads.dataset(files, format="parquet", partitioning=partitioning, partition_base_dir=str(root))
     wanted = None if columns is None else [c for c in columns if c != "ds"] + ["ds"]
     frame = dataset.to_table(columns=wanted).to_pandas()
-    return _normalize_events(frame).sort_values(["ds", "ts", "event_id"] if "ts" in frame else ["ds"],
-                                                kind="stable", ignore_index=True)
+    order = [c for c in ("ds", "ts", "event_id") if c in frame]
+    return _normalize_events(frame).sort_values(order, kind="stable", ignore_index=True)
 
 
 def count_events(root: str | Path) -> int:

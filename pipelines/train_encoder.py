@@ -1,0 +1,131 @@
+"""Train SaviorEnc (behavior-aware multimodal item encoder) on co-click pairs; write z per item.
+
+Reads clicks before train_end (nothing later), the item catalog and pictures. Writes the
+plain MiniLM text features, the encoder (model.pt + config.json), z for every catalog item,
+and metrics/encoder.json (pair counts, hit@k of z vs plain MiniLM on held-out pairs, loss).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+
+from pipelines._common import StageError, Workspace, run_stage, write_json
+from saviorrec.config import Params
+from saviorrec.data import io
+from saviorrec.data.pairs import mine_pairs, split_holdout
+from saviorrec.metrics.retrieval import hit_at_k
+from saviorrec.models.encoder import ItemEncoder, compatible, encoder_config, load_item_encoder, read_config
+from saviorrec.models.encoder_module import fit_encoder
+from saviorrec.models.image import BackboneFeatures
+from saviorrec.models.text import text_features
+
+log = logging.getLogger("saviorrec.train_encoder")
+
+EVENT_COLUMNS = ["event_id", "user_id", "item_id", "ts", "click", "conversion"]
+HOLDOUT_FILE = "holdout_pairs.parquet"
+
+
+def vectors_frame(item_ids: np.ndarray, vectors: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"item_id": np.asarray(item_ids, np.int64), "vector": list(np.asarray(vectors, np.float32))})
+
+
+def _backbone_width(cfg) -> int | None:
+    if cfg.image_backbone == "cnn":
+        return None
+    return int(BackboneFeatures(cfg.image_backbone)(torch.zeros(1, 3, cfg.image_size, cfg.image_size)).shape[1])
+
+
+def run(params: Params, ws: Workspace, **_: object) -> dict:
+    started = time.perf_counter()
+    cfg = params.encoder
+    train_end, _eval_end = ws.split()
+    events = io.read_events(ws.path("events"), end=train_end, columns=EVENT_COLUMNS)
+    items = io.read_items(ws.path("items")).sort_values("item_id", kind="stable").reset_index(drop=True)
+
+    pairs = mine_pairs(events, params.pairs, train_end)
+    if pairs.empty:
+        raise StageError(
+            f"no item pairs mined from {int((events['click'] == 1).sum())} clicks before {train_end}: "
+            "no user clicked two different items within the window. Loosen pairs.window_days, "
+            "pairs.max_gap_events or pairs.min_support (or provide more days of events)."
+        )
+    train_pairs, holdout = split_holdout(pairs, params.pairs.holdout_fraction, params.seed)
+    if train_pairs.empty:
+        raise StageError(f"all {len(pairs)} mined pairs fell into the holdout; lower pairs.holdout_fraction or add data")
+
+    log.info("mined %d pairs (%d train, %d held out) in %.1fs", len(pairs), len(train_pairs), len(holdout), time.perf_counter() - started)
+    if cfg.finetune_text_layers:
+        log.warning("encoder.finetune_text_layers=%d: fine-tuning MiniLM is not implemented yet; the text model stays "
+                    "frozen and a projection is trained on its cached features", cfg.finetune_text_layers)
+    text = text_features(items, cfg, ws.path("text_cache"))
+    log.info("text features ready at %.1fs", time.perf_counter() - started)
+    io.write_parquet(vectors_frame(items["item_id"], text), ws.path("text_features"))
+
+    # vocabularies only from items listed before train_end: later values map to "unknown"
+    listed = items.loc[items["first_seen"] < pd.Timestamp(train_end)]
+    previous = read_config(ws.path("encoder")) if cfg.warm_start else None
+    config = encoder_config(cfg, listed, previous, _backbone_width(cfg))
+    warm = previous is not None and compatible(previous, config)
+    if previous is not None and not warm:
+        log.warning("previous encoder in %s has another architecture; training from scratch", ws.path("encoder"))
+    L.seed_everything(params.seed, workers=True, verbose=False)
+    encoder = ItemEncoder(config)
+    if warm:
+        encoder.load_grown(torch.load(ws.path("encoder") / "model.pt", map_location="cpu", weights_only=True))
+    epochs, lr = (cfg.warm_start_epochs, cfg.warm_start_lr) if warm else (cfg.epochs, cfg.lr)
+
+    features = encoder.featurize(items, ws.path("data"), text_vectors=text)
+    row_of = pd.Series(np.arange(len(items)), index=items["item_id"].to_numpy())
+    rows = np.stack([row_of.reindex(train_pairs["trigger"]).to_numpy(), row_of.reindex(train_pairs["target"]).to_numpy()], axis=1)
+    if np.isnan(rows.astype(float)).any():
+        raise StageError("mined pairs reference item_ids missing from the catalog; run validate_logs")
+    losses = fit_encoder(encoder, features, rows.astype(np.int64), train_pairs["weight"].to_numpy(),
+                         epochs=epochs, lr=lr, cfg=cfg, seed=params.seed)
+
+    log.info("trained %d epochs (loss %s) at %.1fs", epochs, [round(x, 3) for x in losses], time.perf_counter() - started)
+    encoder.save(ws.path("encoder"))
+    # the held-out pairs travel with the encoder so build_codebook scores hit@k on the same ones
+    io.write_parquet(holdout, ws.path("encoder") / HOLDOUT_FILE)
+    # embeddings come from the saved artifact, through the same call every consumer uses
+    z = load_item_encoder(ws.path("encoder")).embed(items, ws.path("data"), text_vectors=text)
+    io.write_parquet(vectors_frame(items["item_id"], z), ws.path("embeddings"))
+
+    k = cfg.hit_k
+    hit = hit_at_k(items["item_id"].to_numpy(), z, holdout, k)
+    hit_minilm = hit_at_k(items["item_id"].to_numpy(), text, holdout, k)
+    with_behavior = np.isin(items["item_id"], np.concatenate([pairs["trigger"], pairs["target"]]))
+    summary = {
+        "n_items": int(len(items)),
+        "n_items_without_pairs": int((~with_behavior).sum()),
+        "n_pairs": int(len(pairs)),
+        "n_train_pairs": int(len(train_pairs)),
+        "n_holdout_pairs": int(len(holdout)),
+        "hit_k": k,
+        f"hit_at_{k}": hit,
+        f"hit_at_{k}_minilm": hit_minilm,
+        "relative_gain": (hit / hit_minilm - 1.0) if hit is not None and hit_minilm else None,
+        "epochs": epochs,
+        "lr": lr,
+        "warm_started": warm,
+        "train_loss": losses[-1] if losses else None,
+        "train_loss_per_epoch": losses,
+        "embedding_dim": int(z.shape[1]),
+        "train_end": str(train_end),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    write_json(ws.metrics_file("encoder"), summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_stage(run, __doc__, argv=argv)
+
+
+if __name__ == "__main__":
+    main()

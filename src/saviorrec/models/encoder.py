@@ -1,0 +1,200 @@
+"""SaviorEnc's item encoder: text + image + attributes -> behavior-aware embedding z.
+
+    enc = load_item_encoder("artifacts/encoder")
+    z = enc.embed(items, data_dir)          # float32[N, embedding_dim], rows L2-normalised
+
+z is computed from content only (no item ids), so it works for items listed today, unseen
+attribute values (-> "unknown" row) and missing pictures (-> learned "no image" vector).
+``z`` is L2-normalised: cosine similarity = dot product. The stage writes embeddings with
+this same ``embed`` call. ``encoder/config.json`` holds everything needed to rebuild the
+network (dims, vocabularies, text model, image settings); ``model.pt`` its weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from saviorrec.models.attributes import AttributeEmbedding, build_vocabularies, encode_attributes
+from saviorrec.models.image import BackboneFeatures, ImageTower, load_images
+from saviorrec.models.text import TEXT_DIM, check_finite, text_features
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.pt"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ItemFeatures:
+    """Precomputed per-item inputs; training batches index into them."""
+
+    text: torch.Tensor       # float32[N, 384] MiniLM sentence vectors
+    pixels: torch.Tensor     # float32[N, 3, S, S], or [N, F] backbone features
+    has_image: torch.Tensor  # bool[N]
+    attributes: torch.Tensor  # long[N, n_columns]
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def take(self, index: torch.Tensor) -> ItemFeatures:
+        return ItemFeatures(self.text[index], self.pixels[index], self.has_image[index], self.attributes[index])
+
+    def to(self, device: torch.device | str) -> ItemFeatures:
+        return ItemFeatures(self.text.to(device), self.pixels.to(device), self.has_image.to(device), self.attributes.to(device))
+
+
+def encoder_config(cfg, items: pd.DataFrame, previous: dict[str, Any] | None = None, backbone_features: int | None = None) -> dict[str, Any]:
+    """The config.json payload for params.encoder ``cfg`` and a catalog (vocabularies grow from ``previous``)."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "text_model": cfg.text_model,
+        "text_dim": TEXT_DIM,
+        "text_batch_size": cfg.text_batch_size,
+        "image_backbone": cfg.image_backbone,
+        "image_size": cfg.image_size,
+        "backbone_features": backbone_features,
+        "vocabularies": build_vocabularies(items, (previous or {}).get("vocabularies")),
+        "attribute_dim": cfg.attribute_dim,
+        "hidden_dim": cfg.hidden_dim,
+        "embedding_dim": cfg.embedding_dim,
+        "dropout": cfg.dropout,
+    }
+
+
+def compatible(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Can ``new`` start from weights saved with ``old``? (same architecture; vocabularies may grow)."""
+    keys = ["format_version", "text_model", "text_dim", "image_backbone", "image_size", "attribute_dim", "hidden_dim", "embedding_dim"]
+    return all(old.get(k) == new.get(k) for k in keys) and all(
+        new["vocabularies"].get(col, [])[: len(vals)] == vals for col, vals in old.get("vocabularies", {}).items()
+    )
+
+
+class ItemEncoder(nn.Module):
+    def __init__(self, config: dict[str, Any]):
+        super().__init__()
+        self.config = config
+        hidden = config["hidden_dim"]
+        self.text = nn.Sequential(nn.Linear(config["text_dim"], hidden), nn.LayerNorm(hidden))
+        self.image = ImageTower(hidden, config.get("backbone_features"))
+        self.image_norm = nn.LayerNorm(hidden)
+        self.attributes = AttributeEmbedding([len(v) for v in config["vocabularies"].values()], config["attribute_dim"])
+        fused = 2 * hidden + self.attributes.out_dim
+        self.fuse = nn.Sequential(
+            nn.Linear(fused, hidden), nn.GELU(), nn.Dropout(config.get("dropout", 0.0)),
+            nn.Linear(hidden, config["embedding_dim"]),
+        )
+        self._backbone: BackboneFeatures | None = None
+
+    # ---- network -------------------------------------------------------------------------
+    def forward(self, feats: ItemFeatures) -> torch.Tensor:
+        parts = [
+            self.text(feats.text),
+            self.image_norm(self.image(feats.pixels, feats.has_image)),
+            self.attributes(feats.attributes),
+        ]
+        return F.normalize(self.fuse(torch.cat(parts, dim=1)), dim=1)
+
+    # ---- content -> features -------------------------------------------------------------
+    def featurize(
+        self,
+        items: pd.DataFrame,
+        data_dir: str | Path | None,
+        text_vectors: np.ndarray | None = None,
+        text_cache: str | Path | None = None,
+    ) -> ItemFeatures:
+        """Inputs for ``items`` rows. ``text_vectors`` (the MiniLM rows, if already computed)
+        skips the text model; otherwise they come from ``text_cache`` or are encoded."""
+        cfg = self.config
+        if text_vectors is None:
+            text_cfg = SimpleNamespace(text_model=cfg["text_model"], text_batch_size=cfg.get("text_batch_size", 128))
+            text_vectors = text_features(items, text_cfg, text_cache)
+        check_finite(np.asarray(text_vectors), items, "text feature")
+        pixels, has_image = load_images(items, data_dir, cfg["image_size"])
+        if cfg["image_backbone"] != "cnn" and pixels.dim() == 4:  # [N, 0] = no pictures at all
+            pixels = self.backbone_features(pixels)
+        return ItemFeatures(
+            torch.as_tensor(np.asarray(text_vectors, np.float32)), pixels, has_image,
+            encode_attributes(items, cfg["vocabularies"]),
+        )
+
+    def backbone_features(self, pixels: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        if self._backbone is None:
+            self._backbone = BackboneFeatures(self.config["image_backbone"])
+        return torch.cat([self._backbone(pixels[i:i + batch_size]) for i in range(0, len(pixels), batch_size)] or
+                         [torch.zeros(0, self.config["backbone_features"])])
+
+    @torch.no_grad()
+    def embed_features(self, feats: ItemFeatures, batch_size: int = 4096) -> np.ndarray:
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        out = [
+            self(feats.take(torch.arange(i, min(i + batch_size, len(feats)))).to(device)).float().cpu()
+            for i in range(0, len(feats), batch_size)
+        ]
+        self.train(was_training)
+        return torch.cat(out).numpy() if out else np.zeros((0, self.config["embedding_dim"]), np.float32)
+
+    def embed(
+        self,
+        items: pd.DataFrame,
+        data_dir: str | Path | None = None,
+        *,
+        text_vectors: np.ndarray | None = None,
+        text_cache: str | Path | None = None,
+    ) -> np.ndarray:
+        """float32[N, embedding_dim], L2-normalised z for ``items`` rows (in order)."""
+        z = self.embed_features(self.featurize(items, data_dir, text_vectors, text_cache))
+        check_finite(z, items, "encoder embedding")
+        return z.astype(np.float32)
+
+    # ---- persistence ---------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu() for k, v in self.state_dict().items() if not k.startswith("_backbone.")}
+        torch.save(state, directory / (WEIGHTS_FILE + ".tmp"))
+        (directory / (WEIGHTS_FILE + ".tmp")).replace(directory / WEIGHTS_FILE)
+        # column order of the vocabularies = table order: never sort the keys
+        (directory / CONFIG_FILE).write_text(json.dumps(self.config, indent=2) + "\n")
+        return directory
+
+    def load_grown(self, state: dict[str, torch.Tensor]) -> None:
+        """Load weights saved with smaller vocabularies: old rows are copied, new rows keep their init."""
+        own = self.state_dict()
+        for key, value in state.items():
+            if key not in own:
+                continue
+            if own[key].shape == value.shape:
+                own[key].copy_(value)
+            elif own[key].dim() == 2 and own[key].shape[1] == value.shape[1] and own[key].shape[0] > value.shape[0]:
+                own[key][: value.shape[0]].copy_(value)
+            else:
+                raise ValueError(f"cannot warm-start {key}: saved shape {tuple(value.shape)} vs {tuple(own[key].shape)}")
+
+
+def read_config(directory: str | Path) -> dict[str, Any] | None:
+    path = Path(directory) / CONFIG_FILE
+    return json.loads(path.read_text()) if path.is_file() and (Path(directory) / WEIGHTS_FILE).is_file() else None
+
+
+def load_item_encoder(directory: str | Path) -> ItemEncoder:
+    """Rebuild the encoder saved by the train_encoder stage (CPU, eval mode)."""
+    config = read_config(directory)
+    if config is None:
+        raise FileNotFoundError(f"no trained encoder in {directory} (expected {CONFIG_FILE} and {WEIGHTS_FILE}); run train_encoder")
+    encoder = ItemEncoder(config)
+    encoder.load_state_dict(torch.load(Path(directory) / WEIGHTS_FILE, map_location="cpu", weights_only=True))
+    return encoder.eval()

