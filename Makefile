@@ -22,9 +22,10 @@ install: $(STAMP)
 system-deps:
 	bash scripts/system_deps.sh
 
+# The whole pipeline (dvc.yaml) on the embedded synthetic default; reruns only what changed.
 run: install
-	$(PY) -m pipelines.ingest
-	$(PY) -m pipelines.validate_logs
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
+	@$(VENV)/bin/saviorrec registry summary
 
 test: install system-deps
 	$(VENV)/bin/pytest

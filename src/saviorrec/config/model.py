@@ -64,6 +64,9 @@ class Synthetic(Section):
     image_size: int = Field(ge=4, le=64)
     images: bool
     partition_rows: int = Field(ge=1000)
+    topic_weight: float = Field(default=1.6, ge=0.0)
+    community_weight: float = Field(default=2.2, ge=0.0)
+    fresh_share: float = Field(default=0.18, gt=0.0, lt=1.0)
 
 
 class MovieLens(Section):
@@ -86,6 +89,7 @@ class Encoder(Section):
     text_batch_size: int = Field(ge=1)
     finetune_text_layers: int = Field(ge=0)
     image_backbone: str
+    image_size: int = Field(ge=4, le=256)
     embedding_dim: int = Field(ge=2)
     hidden_dim: int = Field(ge=2)
     attribute_dim: int = Field(ge=1)
@@ -94,8 +98,12 @@ class Encoder(Section):
     epochs: int = Field(ge=1)
     lr: float = Field(gt=0.0)
     weight_decay: float = Field(ge=0.0)
+    pairs_per_epoch: int | None = Field(default=None, ge=1)
+    dropout: float = Field(ge=0.0, lt=1.0)
     hit_k: int = Field(ge=1)
     warm_start: bool
+    warm_start_epochs: int = Field(ge=1)
+    warm_start_lr: float = Field(gt=0.0)
 
 
 class Codebook(Section):
@@ -112,6 +120,9 @@ class Codebook(Section):
     kmeans_iters: int = Field(ge=1)
     dead_code_threshold: int = Field(ge=0)
     full_rebuild: bool
+    warm_start_epochs: int = Field(ge=0)
+    warm_start_lr: float = Field(gt=0.0)
+    sticky_margin: float = Field(ge=0.0)
 
 
 RankerVariant = Literal[
@@ -162,6 +173,10 @@ class Registry(Section):
 class Airflow(Section):
     encoder_every_days: int = Field(ge=1)
     runs_root: str
+    data_root: str
+    start_date: dt.date
+    catchup: bool
+    max_active_runs: int = Field(ge=1)
     gpu_queue: str
     gpu_pool: str
     gpu_pool_slots: int = Field(ge=1)

@@ -29,9 +29,12 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 @functools.lru_cache(maxsize=8)
 def s3_client(endpoint_url: str | None = None, max_attempts: int = 5):
-    """A boto3 S3 client with botocore's standard retry mode (exponential backoff)."""
+    """A boto3 S3 client with botocore's standard retry mode (exponential backoff).
+
+    ``max_attempts`` counts every try, the first included (botocore's ``total_max_attempts``).
+    """
     config = Config(
-        retries={"max_attempts": max_attempts, "mode": "standard"},
+        retries={"total_max_attempts": max_attempts, "mode": "standard"},
         connect_timeout=5,
         read_timeout=60,
     )

@@ -1,0 +1,197 @@
+"""Compare ranker variants end to end: ingest -> train_encoder -> build_codebook -> (train_ranker -> evaluate) per variant.
+
+    python bench/compare_variants.py --source synthetic --train-end 2024-01-25 --eval-end 2024-01-31 \
+        --seeds 3 --variants id_only,content_frozen,sid_ids,saviorrec --out results.json
+    python bench/compare_variants.py --source movielens --path ../shared/data/movielens-small-dev \
+        --train-end 2012-01-01 --eval-end 2015-01-01 --seeds 3 --variants id_only,heuristic,saviorrec --out ml.json
+
+One fresh workspace per seed (``seed = params.seed + i``; the synthetic world changes with it);
+every stage runs through the same ``pipelines.<stage>.run`` as dvc and Airflow. Writes JSON
+``variant -> seed -> bucket -> metric`` and prints mean +- std of CTR AUC per bucket, and the
+per-seed gain of each variant over ``--baseline``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pipelines._common import Workspace  # noqa: E402
+from saviorrec.config import load_params  # noqa: E402
+from saviorrec.metrics.ranking import BUCKETS  # noqa: E402
+
+UPSTREAM = ["ingest", "train_encoder", "build_codebook"]
+ALL_VARIANTS = ["id_only", "content_frozen", "sid_ids", "saviorrec", "saviorrec_no_mba", "saviorrec_no_bidir",
+                "saviorrec_generic_encoder", "heuristic"]
+
+
+def make_workspace(root: Path, preset: str, overrides: dict) -> Path:
+    """A workspace folder whose params.yaml is the repository's with ``preset`` and ``overrides`` applied."""
+    root.mkdir(parents=True, exist_ok=True)
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["preset"] = preset
+    for dotted, value in overrides.items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return root
+
+
+def run_stage(root: Path, stage: str, overrides: dict | None = None) -> dict:
+    params = load_params(root / "params.yaml", overrides=overrides)
+    module = importlib.import_module(f"pipelines.{stage}")
+    return module.run(params, Workspace(root, params))
+
+
+def flatten(metrics: dict) -> dict:
+    return {"overall": metrics["overall"], **metrics["buckets"]}
+
+
+def summarize(results: dict, metric: str = "ctr_auc", baseline: str | None = None) -> str:
+    lines = [f"{metric} mean +- std over seeds (n seeds)"]
+    header = f"{'variant':28s}" + "".join(f"{b:>18s}" for b in ("overall", *BUCKETS))
+    lines.append(header)
+
+    def cell(values: list[float]) -> str:
+        if not values:
+            return f"{'undefined':>18s}"
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):>10.4f} +-{std:.4f}"
+
+    def values(variant: str, bucket: str, key: str) -> list[float]:
+        return [s[bucket].get(key) for s in results[variant].values() if s[bucket].get(key) is not None]
+
+    for variant in results:
+        lines.append(f"{variant:28s}" + "".join(cell(values(variant, b, metric)) for b in ("overall", *BUCKETS)))
+    oracle_key = metric.replace("_auc", "_oracle_auc")
+    first = next(iter(results))
+    if values(first, "overall", oracle_key):
+        lines.append(f"{'oracle':28s}" + "".join(cell(values(first, b, oracle_key)) for b in ("overall", *BUCKETS)))
+    if baseline in results:
+        lines.append(f"\ngain over {baseline} per seed (points of {metric}):")
+        for variant in results:
+            if variant == baseline:
+                continue
+            parts = []
+            for b in ("overall", *BUCKETS):
+                gains = [results[variant][s][b].get(metric) - results[baseline][s][b].get(metric)
+                         for s in results[variant] if s in results[baseline]
+                         and results[variant][s][b].get(metric) is not None and results[baseline][s][b].get(metric) is not None]
+                parts.append(f"{b}=" + ",".join(f"{100 * g:+.2f}" for g in gains))
+            lines.append(f"  {variant:26s} " + "  ".join(parts))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", choices=["synthetic", "movielens", "parquet"], default="synthetic")
+    parser.add_argument("--path", default=None, help="source folder (movielens / parquet)")
+    parser.add_argument("--train-end", default=None, help="YYYY-MM-DD (default: params split)")
+    parser.add_argument("--eval-end", default=None, help="YYYY-MM-DD (default: params split)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--variants", default=",".join(ALL_VARIANTS), help="comma-separated")
+    parser.add_argument("--out", default="results.json")
+    parser.add_argument("--preset", default=None, help="params preset (default: movielens for --source movielens, else default)")
+    parser.add_argument("--baseline", default="id_only")
+    parser.add_argument("--workdir", default=None, help="keep the per-seed workspaces here (default: a temp dir, removed)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra param override")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--workspace", default=None,
+                        help="an existing workspace whose upstream stages already ran: run only train_ranker -> "
+                             "evaluate per variant there; seeds then vary the ranker only")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(variants) - set(ALL_VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}; choose from {ALL_VARIANTS}")
+    preset = args.preset or ("movielens" if args.source == "movielens" else "default")
+    overrides: dict = {"data.source": args.source}
+    if args.path:
+        overrides["data.path"] = str(Path(args.path).resolve())
+    if args.train_end:
+        overrides["split.train_end"] = args.train_end
+    if args.eval_end:
+        overrides["split.eval_end"] = args.eval_end
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = yaml.safe_load(value)
+    base_seed = load_params(REPO / "params.yaml").seed
+
+    results: dict = {v: {} for v in variants}
+    timings: dict = {}
+    tmp = tempfile.TemporaryDirectory(prefix="compare_variants_") if args.workdir is None else None
+    workdir = Path(tmp.name if tmp else args.workdir)
+    try:
+        for i in range(args.seeds):
+            seed = base_seed + i
+            if args.workspace:
+                # upstream fixed (the workspace's own); the seed varies the ranker only
+                root = Path(args.workspace).resolve()
+                seed = load_params(root / "params.yaml").seed + i
+            else:
+                root = make_workspace(workdir / f"seed_{seed}", preset, {**overrides, "seed": seed})
+            for stage in [] if args.workspace else UPSTREAM:
+                start = time.perf_counter()
+                run_stage(root, stage)
+                timings[f"{seed}/{stage}"] = round(time.perf_counter() - start, 1)
+                print(f"[seed {seed}] {stage}: {timings[f'{seed}/{stage}']}s", flush=True)
+            for variant in variants:
+                start = time.perf_counter()
+                stage_overrides = {"ranker.variant": variant, "seed": seed}
+                run_stage(root, "train_ranker", stage_overrides)
+                run_stage(root, "evaluate", stage_overrides)
+                timings[f"{seed}/{variant}"] = round(time.perf_counter() - start, 1)
+                metrics = json.loads((root / "metrics" / "ranker.json").read_text())
+                results[variant][str(seed)] = flatten(metrics)
+                m = metrics["buckets"]["new"]
+                print(f"[seed {seed}] {variant}: overall {metrics['overall']['ctr_auc']}, new {m['ctr_auc']} "
+                      f"(oracle {m.get('ctr_oracle_auc')}) in {timings[f'{seed}/{variant}']}s", flush=True)
+                Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    finally:
+        if tmp:
+            tmp.cleanup()
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    Path(args.out).with_suffix(".timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    _plot(results, Path(args.out).with_suffix(".png"))
+    print(summarize(results, "ctr_auc", args.baseline))
+    print(summarize(results, "ctcvr_auc", args.baseline))
+    return results
+
+
+def _plot(results: dict, path: Path) -> None:
+    """AUC per bucket per variant (mean over seeds), with the same plot code as the evaluate stage."""
+    import pandas as pd
+
+    from pipelines.evaluate import plot_auc
+
+    rows = []
+    for variant, seeds in results.items():
+        for bucket in ("overall", *BUCKETS):
+            aucs = [s[bucket].get("ctr_auc") for s in seeds.values() if s[bucket].get("ctr_auc") is not None]
+            oracle = [s[bucket].get("ctr_oracle_auc") for s in seeds.values() if s[bucket].get("ctr_oracle_auc") is not None]
+            rows.append({"variant": variant, "bucket": bucket, "ctr_auc": statistics.mean(aucs) if aucs else None,
+                         "ctr_oracle_auc": statistics.mean(oracle) if oracle else None})
+    if rows:
+        plot_auc(pd.DataFrame(rows), path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""saviorrec_daily: the daily refresh of the SaviorRec cold-start CTR model.
+
+prepare -> ingest -> validate_logs -> encoder_cadence -+-> train_encoder -> build_codebook -+-> validate_sids
+                                                       +-> reuse_encoder -------------------+
+validate_sids -> mark_validated -> train_ranker -> evaluate -> validate_model -> promote
+
+Each stage task calls `pipelines.<stage>.run(params, ws)`, the same function `dvc repro` runs,
+in the run's own folder `<airflow.runs_root>/<logical date>` (params.yaml resolved from the
+repository's params + this run's form). The encoder and codebook are retrained every
+`airflow.encoder_every_days`; other runs reuse the last validated ones (`reuse_encoder`).
+A failed gate fails its task without retries, so `promote` (trigger rule all_success) never runs.
+Training tasks go to the `gpu` queue and pool; a retried one resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from saviorrec.orchestration.form import RunForm, form_defaults, json_schema_fields
+from saviorrec.orchestration.workspace import load_base_params
+
+BASE, _ = load_base_params()
+AIRFLOW = BASE.airflow
+CATCHUP = os.environ.get("SAVIORREC_AIRFLOW_CATCHUP", str(AIRFLOW.catchup)).lower() in ("1", "true", "yes")
+GPU = {"queue": AIRFLOW.gpu_queue, "pool": AIRFLOW.gpu_pool}
+
+
+def _form_params() -> dict[str, Param]:
+    """The trigger form: RunForm's fields with their JSON-schema types, enums and ranges."""
+    defaults = form_defaults(BASE).model_dump()
+    schema = json_schema_fields()
+    schema["preset"]["enum"] = sorted(BASE.presets)
+    params = {}
+    for name, field in RunForm.model_fields.items():
+        spec = dict(schema[name])
+        description = spec.pop("description", field.description)
+        params[name] = Param(defaults[name], description=description, title=name.replace("_", " "), **spec)
+    return params
+
+
+def _logical_date(context) -> dt.datetime:
+    return context.get("logical_date") or context["dag_run"].run_after
+
+
+def _data_day(context) -> dt.date:
+    """The day the run evaluates: its data interval's start. A scheduled @daily run starts
+    after that day ended; a manual run's interval is the last complete day before it."""
+    start = context.get("data_interval_start") or getattr(context["dag_run"], "data_interval_start", None)
+    if start is None:
+        start = context["dag_run"].run_after - dt.timedelta(days=1)
+    return start.date()
+
+
+def _stage(stage: str, **task_kwargs):
+    """A task running one pipeline stage in the run folder that `prepare` returned."""
+
+    @task(task_id=stage, **task_kwargs)
+    def run(root: str) -> dict:
+        from saviorrec.orchestration.tasks import RunFailure, run_stage
+
+        try_number = get_current_context()["ti"].try_number
+        try:
+            return run_stage(stage, root, try_number=try_number)
+        except RunFailure as err:  # a failed gate or bad input: retrying cannot help
+            raise AirflowFailException(str(err)) from None
+
+    return run
+
+
+@dag(
+    dag_id="saviorrec_daily",
+    # Daily data intervals: the run for logical date D starts once D is over and evaluates D
+    # (Airflow 3's plain "@daily" would be a trigger time, with an empty interval).
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=dt.datetime.combine(AIRFLOW.start_date, dt.time(), tzinfo=dt.UTC),
+    catchup=CATCHUP,
+    max_active_runs=AIRFLOW.max_active_runs,
+    params=_form_params(),
+    default_args={
+        "retries": AIRFLOW.retries,
+        "retry_delay": dt.timedelta(minutes=AIRFLOW.retry_delay_minutes),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": dt.timedelta(minutes=max(AIRFLOW.retry_delay_minutes * 16, 1)),
+        "execution_timeout": dt.timedelta(minutes=AIRFLOW.execution_timeout_minutes),
+    },
+    tags=["saviorrec", "mlops"],
+    doc_md=__doc__,
+)
+def saviorrec_daily():
+    @task(retries=0)
+    def prepare() -> str:
+        """Validate the form server-side and create this logical date's workspace."""
+        from saviorrec.orchestration.form import FormError, validate_form
+        from saviorrec.orchestration.workspace import load_base_params, prepare_run_workspace
+
+        context = get_current_context()
+        base, _ = load_base_params()
+        try:
+            form = validate_form(dict(context["params"]), base)
+            run = prepare_run_workspace(_logical_date(context), form, day=_data_day(context), run_id=context["run_id"])
+        except (FormError, ValueError) as err:
+            raise AirflowFailException(str(err)) from None
+        print(f"run workspace: {run.root} (evaluates {run.data_day})")
+        return str(run.root)
+
+    @task.branch
+    def encoder_cadence(root: str) -> str:
+        """Retrain encoder + codebook on their cadence, else reuse the last validated ones."""
+        from pathlib import Path
+
+        from saviorrec.orchestration.cadence import (
+            decide_refresh,
+            find_source,
+            seed_warm_start,
+            source_record,
+        )
+        from saviorrec.orchestration.workspace import (
+            logical_datetime,
+            open_workspace,
+            read_manifest,
+            update_manifest,
+        )
+
+        ws = open_workspace(root)
+        manifest = read_manifest(ws.root)
+        day = dt.date.fromisoformat(manifest["data_day"])
+        source = find_source(ws, Path(ws.params.airflow.runs_root), logical_datetime(manifest))
+        decision = decide_refresh(
+            day, ws.params.airflow.encoder_every_days, manifest["form"]["skip_encoder_refresh"], source
+        )
+        print(decision.reason)
+        update_manifest(ws.root, encoder_refresh=decision.refresh, cadence_reason=decision.reason,
+                        **source_record(source))
+        if decision.refresh:
+            if source is not None:
+                print(f"warm start from {source.ws.root}: {seed_warm_start(source, ws)}")
+            return "train_encoder"
+        return "reuse_encoder"
+
+    @task
+    def reuse_encoder(root: str) -> list[str]:
+        """Copy the validated encoder, codebook, embeddings and SIDs the cadence picked."""
+        from saviorrec.orchestration.cadence import extend_to_catalog, reuse_artifacts, source_from_record
+        from saviorrec.orchestration.workspace import open_workspace, read_manifest, update_manifest
+
+        ws = open_workspace(root)
+        source = source_from_record(read_manifest(ws.root))
+        if source is None:
+            raise AirflowFailException("the artifacts picked for reuse are gone; rerun with a refresh")
+        copied = reuse_artifacts(source, ws)
+        extended = extend_to_catalog(ws)
+        update_manifest(ws.root, reused_from=str(source.ws.root), reused=copied, extended=extended)
+        print(f"reused from {source.ws.root}: {copied}; today's catalog: {extended}")
+        return copied
+
+    @task
+    def mark_validated(root: str) -> None:
+        """Record that this run's encoder/codebook passed validate_sids (later runs may reuse them)."""
+        from saviorrec.orchestration.workspace import read_manifest, update_manifest
+
+        manifest = read_manifest(root)
+        trained_on = manifest["data_day"] if manifest.get("encoder_refresh") else manifest.get("artifact_refreshed_on")
+        update_manifest(root, artifacts_validated=True, encoder_refreshed_on=trained_on)
+
+    root = prepare()
+    ingest = _stage("ingest")(root)
+    validate_logs = _stage("validate_logs")(root)
+    cadence = encoder_cadence(root)
+    train_encoder = _stage("train_encoder", **GPU)(root)
+    build_codebook = _stage("build_codebook", **GPU)(root)
+    reused = reuse_encoder(root)
+    # validate_sids checks whichever branch ran (fresh SIDs, or reused ones extended to
+    # today's catalog); the trigger rule still blocks it after any upstream failure.
+    validate_sids = _stage("validate_sids", trigger_rule="none_failed_min_one_success")(root)
+    validated = mark_validated(root)
+    train_ranker = _stage("train_ranker", **GPU)(root)
+    evaluate = _stage("evaluate")(root)
+    validate_model = _stage("validate_model")(root)
+    promote = _stage("promote")(root)
+
+    ingest >> validate_logs >> cadence >> [train_encoder, reused]
+    train_encoder >> build_codebook >> validate_sids
+    reused >> validate_sids
+    validate_sids >> validated >> train_ranker >> evaluate >> validate_model >> promote
+
+
+saviorrec_daily()

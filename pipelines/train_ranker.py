@@ -1,0 +1,39 @@
+"""Train the CTR/CTCVR ranker (``ranker.variant``) on days before ``split.train_end``.
+
+Writes ``paths.ranker`` (checkpoint + config.json + ID vocabulary) and the training curve
+``plots/ranker_training.csv``. With ``ranker.warm_start: true`` it continues from the previous
+ranker (``--previous DIR``, default: the workspace's own ``paths.ranker``) on the new days only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines._common import Workspace, run_stage
+from saviorrec.config import Params
+from saviorrec.models.ranker_training import train_ranker
+
+
+def run(params: Params, ws: Workspace, previous: str | Path | None = None, **_: object) -> dict:
+    summary = train_ranker(params, ws, previous_dir=Path(previous) if previous else None)
+    curve = summary.pop("curve", None)
+    if curve:
+        plots = ws.path("plots")
+        plots.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(curve).to_csv(plots / "ranker_training.csv", index=False)
+        summary["final_loss"] = curve[-1]["loss"]
+    return summary
+
+
+def _arguments(parser) -> None:
+    parser.add_argument("--previous", default=None, help="previous ranker directory to warm-start from")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_stage(run, __doc__, add_arguments=_arguments, argv=argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Start saviorrec's Airflow: API server (UI), scheduler, DAG processor, triggerer on 127.0.0.1,
+# log servers off; with AIRFLOW__CORE__EXECUTOR=CeleryExecutor also one Celery worker on the
+# `default` queue and one on the `gpu` queue. PIDs go to $SAVIORREC_AIRFLOW_STATE; stop with
+# scripts/airflow_down.sh (make airflow-down).
+set -euo pipefail
+source "$(dirname "$0")/airflow_env.sh"
+state="$SAVIORREC_AIRFLOW_STATE"
+mkdir -p "$AIRFLOW_HOME" "$state"
+
+for pidfile in "$state"/*.pid; do
+  [ -e "$pidfile" ] || continue
+  if kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    echo "Airflow already running ($(basename "$pidfile" .pid) pid $(cat "$pidfile")); run scripts/airflow_down.sh first" >&2
+    exit 1
+  fi
+  rm -f "$pidfile"
+done
+
+airflow db migrate >"$state/db-migrate.log" 2>&1 || { cat "$state/db-migrate.log" >&2; exit 1; }
+gpu_pool=$(python -c "from saviorrec.orchestration.workspace import load_base_params as l; a=l()[0].airflow; print(a.gpu_pool, a.gpu_pool_slots, a.gpu_queue)")
+read -r pool slots gpu_queue <<<"$gpu_pool"
+airflow pools set "$pool" "$slots" "training tasks (one per GPU)" >/dev/null
+
+start() {  # name, command...: run in its own session so airflow_down can stop the whole group
+  local name=$1; shift
+  setsid "$@" >"$state/$name.log" 2>&1 < /dev/null &
+  echo $! >"$state/$name.pid"
+}
+start api-server airflow api-server -H 127.0.0.1 -p "$SAVIORREC_AIRFLOW_PORT"
+start scheduler airflow scheduler --skip-serve-logs
+start dag-processor airflow dag-processor
+start triggerer airflow triggerer --skip-serve-logs
+if [ "$AIRFLOW__CORE__EXECUTOR" = "CeleryExecutor" ]; then
+  start worker-default airflow celery worker -q default -H "default@%h" --skip-serve-logs
+  start worker-gpu airflow celery worker -q "$gpu_queue" -H "$gpu_queue@%h" --skip-serve-logs
+fi
+
+url="http://127.0.0.1:$SAVIORREC_AIRFLOW_PORT"
+for _ in $(seq 1 120); do
+  if python -c "import urllib.request,sys; urllib.request.urlopen('$url/api/v2/monitor/health', timeout=2)" 2>/dev/null; then
+    echo "Airflow is up: $url ($AIRFLOW__CORE__EXECUTOR, DAGs from $AIRFLOW__CORE__DAGS_FOLDER)"
+    echo "log in as admin; the password is in $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
+    echo "server logs and PIDs: $state"
+    exit 0
+  fi
+  for pidfile in "$state"/*.pid; do
+    if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      name=$(basename "$pidfile" .pid)
+      echo "$name exited; its log ($state/$name.log) ends with:" >&2
+      tail -n 20 "$state/$name.log" >&2
+      bash "$(dirname "$0")/airflow_down.sh"
+      exit 1
+    fi
+  done
+  sleep 1
+done
+echo "the API server did not answer on $url within 120 s (see $state/api-server.log)" >&2
+bash "$(dirname "$0")/airflow_down.sh"
+exit 1

@@ -1,0 +1,131 @@
+"""The CTR/CTCVR ranker: behavior IDs, frozen content (z or MiniLM) with optional MBA, target attentions, DNN.
+
+Every variant of issue 7 is this one module with different switches (:data:`VARIANTS`), so
+baselines and ablations are trained and scored by the same code.
+
+Item representations (both of width ``id_dim``):
+- behavior space: item-ID embedding + category embedding (+ SID-token embeddings for ``sid_ids``);
+- multimodal space: ``Linear(z~)`` with ``z~ = z + MBA(sid)`` (or ``z`` without MBA).
+The DNN sees the attention outputs, the candidate in both spaces and the dense online
+counters (``saviorrec.data.samples.DENSE_FEATURES``) and has two heads: pCTR and pCVR;
+pCTCVR = pCTR * pCVR (ESMM).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from saviorrec.models.mba import MBA
+from saviorrec.models.target_attention import BLOCKS, BiDirectionalAttention
+
+ALL_BLOCKS = tuple(BLOCKS)
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    content: str | None            # workspace path name of the item vectors ("embeddings" | "text_features")
+    sids: str | None               # workspace path name of the SID table ("sids" | "sids_generic")
+    mba: bool                      # SIDs feed the MBA block (else, with sids, they are ID-like tokens)
+    blocks: tuple[str, ...]        # target attention blocks
+    neural: bool = True
+
+
+VARIANTS: dict[str, VariantSpec] = {
+    "id_only": VariantSpec(None, None, False, ("behavior",)),
+    "content_frozen": VariantSpec("text_features", None, False, ALL_BLOCKS),
+    "sid_ids": VariantSpec(None, "sids_generic", False, ("behavior",)),
+    "saviorrec": VariantSpec("embeddings", "sids", True, ALL_BLOCKS),
+    "saviorrec_no_mba": VariantSpec("embeddings", None, False, ALL_BLOCKS),
+    "saviorrec_no_bidir": VariantSpec("embeddings", "sids", True, ("modal", "behavior")),
+    "saviorrec_generic_encoder": VariantSpec("text_features", "sids_generic", True, ALL_BLOCKS),
+    "heuristic": VariantSpec(None, None, False, (), neural=False),
+}
+
+
+@dataclass
+class RankerConfig:
+    variant: str
+    n_ids: int
+    n_categories: int
+    dense_dim: int
+    content_dim: int = 0
+    levels: int = 0
+    codebook_size: int = 0
+    id_dim: int = 32
+    attn_dim: int = 32
+    mba_hidden: int = 64
+    dnn_hidden: list[int] = field(default_factory=lambda: [128, 64])
+    dropout: float = 0.1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Ranker(nn.Module):
+    def __init__(self, cfg: RankerConfig):
+        super().__init__()
+        spec = VARIANTS[cfg.variant]
+        if not spec.neural:
+            raise ValueError(f"variant {cfg.variant!r} is not a neural ranker")
+        if spec.content and cfg.content_dim <= 0:
+            raise ValueError(f"variant {cfg.variant!r} needs item vectors ({spec.content})")
+        if spec.sids and (cfg.levels <= 0 or cfg.codebook_size <= 0):
+            raise ValueError(f"variant {cfg.variant!r} needs semantic IDs ({spec.sids})")
+        self.cfg, self.spec = cfg, spec
+        d = cfg.id_dim
+        self.item_id = nn.Embedding(cfg.n_ids, d, padding_idx=0)
+        nn.init.normal_(self.item_id.weight, std=0.01)  # unseen items stay near the "generic item"
+        with torch.no_grad():
+            self.item_id.weight[0].zero_()
+        self.category = nn.Embedding(cfg.n_categories + 1, d)
+        nn.init.normal_(self.category.weight, std=0.01)
+        self.sid_tokens = None
+        if spec.sids and not spec.mba:
+            self.sid_tokens = nn.ModuleList(nn.Embedding(cfg.codebook_size + 1, d) for _ in range(cfg.levels))
+            for table in self.sid_tokens:
+                nn.init.normal_(table.weight, std=0.01)
+        self.mba = MBA(cfg.levels, cfg.codebook_size, cfg.content_dim, d, cfg.mba_hidden) if spec.mba else None
+        self.modal_proj = nn.Linear(cfg.content_dim, d) if spec.content else None
+        self.attention = BiDirectionalAttention(list(spec.blocks), d, cfg.attn_dim)
+        width = self.attention.out_dim + d + (d if spec.content else 0) + cfg.dense_dim
+        self.dense_norm = nn.BatchNorm1d(cfg.dense_dim)
+        layers: list[nn.Module] = []
+        for hidden in cfg.dnn_hidden:
+            layers += [nn.Linear(width, hidden), nn.SiLU(), nn.Dropout(cfg.dropout)]
+            width = hidden
+        self.trunk = nn.Sequential(*layers)
+        self.ctr_head = nn.Linear(width, 1)
+        self.cvr_head = nn.Linear(width, 1)
+
+    def _sid_codes(self, sid: torch.Tensor) -> torch.Tensor:
+        size = self.cfg.codebook_size
+        return torch.where((sid < 0) | (sid >= size), torch.full_like(sid, size), sid)
+
+    def behavior(self, ids: torch.Tensor, cats: torch.Tensor, sid: torch.Tensor | None) -> torch.Tensor:
+        rep = self.item_id(ids) + self.category(cats)
+        if self.sid_tokens is not None:
+            codes = self._sid_codes(sid)
+            for level, table in enumerate(self.sid_tokens):
+                rep = rep + table(codes[..., level])
+        return rep
+
+    def modal(self, content: torch.Tensor, sid: torch.Tensor | None) -> torch.Tensor:
+        if self.mba is not None:
+            content = self.mba(content, sid)
+        return self.modal_proj(content)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (ctr, cvr), each [B]. Keys: see ``saviorrec.data.samples.encode_batch``."""
+        mask = batch["hist_mask"].bool()
+        cand = {"behavior": self.behavior(batch["cand_id"], batch["cand_cat"], batch.get("cand_sid"))}
+        seq = {"behavior": self.behavior(batch["hist_id"], batch["hist_cat"], batch.get("hist_sid"))}
+        parts = [cand["behavior"]]
+        if self.modal_proj is not None:
+            cand["modal"] = self.modal(batch["cand_content"], batch.get("cand_sid"))
+            seq["modal"] = self.modal(batch["hist_content"], batch.get("hist_sid"))
+            parts.append(cand["modal"])
+        hidden = self.trunk(torch.cat([self.attention(cand, seq, mask), *parts, self.dense_norm(batch["dense"])], dim=-1))
+        return self.ctr_head(hidden).squeeze(-1), self.cvr_head(hidden).squeeze(-1)

@@ -1,0 +1,62 @@
+"""LightningModule around :class:`~saviorrec.models.ranker.Ranker`: CTR loss + ESMM CTCVR loss.
+
+CTCVR is learned over the whole impression space as pCTR * pCVR against ``click * conversion``
+(ESMM), only on rows whose conversion is known (``conversion >= 0``); with no conversion
+labels at all the CVR head is simply not trained.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from saviorrec.models.ranker import Ranker, RankerConfig
+
+
+def ctcvr_log_prob(ctr_logit: torch.Tensor, cvr_logit: torch.Tensor) -> torch.Tensor:
+    return F.logsigmoid(ctr_logit) + F.logsigmoid(cvr_logit)
+
+
+def ranker_losses(model: Ranker, batch: dict[str, torch.Tensor], ctcvr_weight: float) -> dict[str, torch.Tensor]:
+    ctr_logit, cvr_logit = model(batch)
+    ctr = F.binary_cross_entropy_with_logits(ctr_logit, batch["click"])
+    known = batch["conversion"] >= 0
+    if known.any():
+        log_p = ctcvr_log_prob(ctr_logit[known], cvr_logit[known]).clamp(max=-1e-6)
+        y = batch["conversion"][known] * batch["click"][known]
+        ctcvr = -(y * log_p + (1 - y) * torch.log1p(-torch.exp(log_p))).mean()
+    else:
+        ctcvr = ctr.new_zeros(())
+    return {"loss": ctr + ctcvr_weight * ctcvr, "ctr_loss": ctr, "ctcvr_loss": ctcvr}
+
+
+class RankerModule(L.LightningModule):
+    def __init__(self, config: dict, lr: float, weight_decay: float = 0.0, ctcvr_weight: float = 1.0):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = Ranker(RankerConfig(**config))
+        self.curve: list[dict] = []  # per-epoch mean losses (the training-curve plot)
+        self._sums: dict[str, float] = {}
+        self._count = 0
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model(batch)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        losses = ranker_losses(self.model, batch, self.hparams.ctcvr_weight)
+        n = len(batch["click"])
+        for name, value in losses.items():
+            self._sums[name] = self._sums.get(name, 0.0) + float(value.detach()) * n
+        self._count += n
+        self.log("train_loss", losses["loss"], prog_bar=True, batch_size=n)
+        return losses["loss"]
+
+    def on_train_epoch_end(self) -> None:
+        if self._count:
+            self.curve.append({"epoch": len(self.curve), "samples": self._count,
+                               **{k: v / self._count for k, v in self._sums.items()}})
+        self._sums, self._count = {}, 0
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -1,0 +1,214 @@
+"""Train a ranker variant on a workspace and load it back (library side of pipelines/train_ranker).
+
+Artifacts in ``ws.path("ranker")``:
+- ``config.json``: variant, model config, category vocabulary, ``trained_until``, sample settings;
+- ``id_vocab.npy``: item IDs owning a behavior-ID row (row = position + 2; 0 pad, 1 OOV);
+- ``model.ckpt``: the Lightning checkpoint (absent for ``heuristic``).
+
+Warm start (``ranker.warm_start``): the previous ranker's weights are loaded, its ID rows are
+carried over to the grown vocabulary (new items get fresh rows), and only the days from its
+``trained_until`` up to ``train_end`` produce training batches (earlier days still rebuild
+each user's history and counters).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+
+from saviorrec.data.io import iter_event_days, read_items, read_parquet
+from saviorrec.data.ranker_datamodule import DayStream, RankerDataModule
+from saviorrec.data.samples import DENSE_FEATURES, IdVocab, ItemFeatures, SampleBuilder, sid_columns
+from saviorrec.models.ranker import VARIANTS, RankerConfig, VariantSpec
+from saviorrec.models.ranker_module import RankerModule
+
+log = logging.getLogger(__name__)
+
+SPACE = {"embeddings": "behavior", "sids": "behavior", "text_features": "generic", "sids_generic": "generic"}
+
+
+def _read_table(ws, name: str) -> pd.DataFrame:
+    path = ws.path(name)
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{name} table not found at {path}: run the stage that writes it first")
+    return read_parquet(path)
+
+
+def item_tables(ws, spec: VariantSpec, items: pd.DataFrame | None = None,
+                fill_missing: bool = False) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The variant's (vectors, sids) tables from ``ws``; with ``fill_missing``, catalog items absent
+    from them get z / SIDs from content via ``semantic_ids.embed_and_assign`` (no retraining)."""
+    vectors = _read_table(ws, spec.content) if spec.content else None
+    sids = _read_table(ws, spec.sids) if spec.sids else None
+    if fill_missing and items is not None and (vectors is not None or sids is not None):
+        have = [set(t["item_id"].astype("int64")) for t in (vectors, sids) if t is not None]
+        missing = items[~items["item_id"].isin(set.intersection(*have))]
+        if len(missing):
+            from saviorrec.models.semantic_ids import embed_and_assign
+
+            space = SPACE[spec.content or spec.sids]
+            log.info("embedding %d catalog items missing from the %s tables", len(missing), space)
+            new_vectors, new_sids = embed_and_assign(ws, missing, space=space)
+            if vectors is not None:
+                vectors = pd.concat([vectors[~vectors["item_id"].isin(new_vectors["item_id"])], new_vectors[["item_id", "vector"]]], ignore_index=True)
+            if sids is not None:
+                cols = ["item_id", *sid_columns(sids)]
+                sids = pd.concat([sids[~sids["item_id"].isin(new_sids["item_id"])][cols], new_sids[cols]], ignore_index=True)
+    return vectors, sids
+
+
+def build_config(params, spec_name: str, vocab: IdVocab, cat_vocab: np.ndarray, features: ItemFeatures) -> RankerConfig:
+    rp = params.ranker
+    levels = features.sid.shape[1] if features.sid is not None else 0
+    codebook_size = 0
+    if features.sid is not None:
+        codebook_size = max(params.codebook.codebook_size, int(features.sid.max()) + 1)
+    return RankerConfig(
+        variant=spec_name, n_ids=len(vocab), n_categories=len(cat_vocab), dense_dim=len(DENSE_FEATURES),
+        content_dim=features.content.shape[1] if features.content is not None else 0,
+        levels=levels, codebook_size=codebook_size, id_dim=rp.id_dim, attn_dim=rp.attn_dim,
+        mba_hidden=rp.mba_hidden, dnn_hidden=list(rp.dnn_hidden), dropout=rp.dropout,
+    )
+
+
+def read_meta(ranker_dir: str | Path) -> dict[str, Any] | None:
+    path = Path(ranker_dir) / "config.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _rows_map(old_ids: np.ndarray, new_ids: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """(new rows, old rows) of ids present in both vocabularies."""
+    common, new_pos, old_pos = np.intersect1d(new_ids, old_ids, return_indices=True)
+    return new_pos + offset, old_pos + offset
+
+
+def warm_start_state(module: RankerModule, previous_dir: Path, meta: dict, vocab: IdVocab, cat_vocab: np.ndarray) -> int:
+    """Load the previous weights into ``module``: ID / category rows by key, other tensors when shapes match."""
+    old = torch.load(previous_dir / "model.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    state = module.state_dict()
+    old_ids = np.load(previous_dir / "id_vocab.npy")
+    old_cats = np.array(meta["category_vocab"], dtype=object)
+    loaded = 0
+    for key, tensor in old.items():
+        if key not in state:
+            continue
+        if key == "model.item_id.weight":
+            new_rows, old_rows = _rows_map(old_ids, vocab.item_ids, 2)
+            state[key][new_rows] = tensor[old_rows]
+            state[key][:2] = tensor[:2]
+        elif key == "model.category.weight":
+            new_rows, old_rows = _rows_map(old_cats, cat_vocab, 1)
+            state[key][new_rows] = tensor[old_rows]
+            state[key][0] = tensor[0]
+        elif state[key].shape == tensor.shape:
+            state[key] = tensor
+        else:
+            log.warning("warm start: %s changed shape %s -> %s, re-initialised", key, tuple(tensor.shape), tuple(state[key].shape))
+            continue
+        loaded += 1
+    module.load_state_dict(state)
+    return loaded
+
+
+def train_ranker(params, ws, previous_dir: Path | None = None) -> dict[str, Any]:
+    """Train ``params.ranker.variant`` on days < train_end of ``ws``; write ``ws.path("ranker")``."""
+    rp = params.ranker
+    spec = VARIANTS[rp.variant]
+    train_end, _ = ws.split()
+    out_dir = Path(ws.path("ranker"))
+    previous_dir = Path(previous_dir) if previous_dir else out_dir
+    previous = read_meta(previous_dir) if rp.warm_start else None
+    if previous is not None and previous.get("variant") != rp.variant:
+        log.warning("warm start skipped: previous ranker is %s, not %s", previous.get("variant"), rp.variant)
+        previous = None
+    items = read_items(ws.path("items"))
+    train_items = items[items["first_seen"] < pd.Timestamp(train_end)]
+    cat_vocab = SampleBuilder(items, rp.seq_len).cat_vocab
+    days = [d for d in ws.data_days() if d < train_end]
+    if not days:
+        raise ValueError(f"no training days before train_end={train_end} under {ws.path('events')}")
+    meta: dict[str, Any] = {
+        "variant": rp.variant, "seq_len": rp.seq_len, "prior_strength": rp.heuristic_prior_strength,
+        "category_vocab": [str(c) for c in cat_vocab], "train_start": str(days[0]), "trained_until": str(train_end),
+        "content": spec.content, "sids": spec.sids,
+    }
+    emit_from = None
+    if previous is not None:
+        emit_from = dt.date.fromisoformat(previous["trained_until"])
+        if emit_from >= train_end:
+            log.info("ranker already trained until %s: nothing new", previous["trained_until"])
+            if previous_dir != out_dir:
+                shutil.copytree(previous_dir, out_dir, dirs_exist_ok=True)
+            return {"variant": rp.variant, "warm_start": True, "new_days": 0, "samples": 0, "trained_until": previous["trained_until"]}
+        meta["train_start"] = previous.get("train_start", meta["train_start"])
+    conv_clicks = [0.0, 0.0]
+    for _, day in iter_event_days(ws.path("events"), end=train_end, columns=None):
+        conv = pd.to_numeric(day["conversion"], errors="coerce")
+        conv_clicks[0] += float(conv.fillna(0).sum())
+        conv_clicks[1] += float(day.loc[conv.notna(), "click"].sum())
+    meta["has_conversion"] = conv_clicks[1] > 0
+    meta["conversion_per_click"] = conv_clicks[0] / conv_clicks[1] if conv_clicks[1] else None
+    summary: dict[str, Any] = {"variant": rp.variant, "warm_start": previous is not None,
+                               "train_days": [str(d) for d in days if emit_from is None or d >= emit_from]}
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
+        staging = Path(tmp) / "ranker"
+        staging.mkdir()
+        if spec.neural:
+            vocab_ids = train_items["item_id"].to_numpy(np.int64)
+            if previous is not None:
+                vocab_ids = np.union1d(vocab_ids, np.load(previous_dir / "id_vocab.npy"))
+            vocab = IdVocab(vocab_ids)
+            vectors, sids = item_tables(ws, spec)
+            features = ItemFeatures.build(items, cat_vocab, vectors, sids)
+            config = build_config(params, rp.variant, vocab, cat_vocab, features)
+            L.seed_everything(params.seed, workers=True, verbose=False)
+            module = RankerModule(config.to_dict(), lr=rp.lr, weight_decay=rp.weight_decay, ctcvr_weight=rp.ctcvr_weight)
+            if previous is not None:
+                summary["warm_start_tensors"] = warm_start_state(module, previous_dir, previous, vocab, cat_vocab)
+            stream = DayStream(ws.path("events"), items, features, vocab, rp.seq_len, rp.batch_size,
+                               rp.heuristic_prior_strength, end=train_end, emit_from=emit_from, seed=params.seed)
+            trainer = make_trainer(rp)
+            trainer.fit(module, datamodule=RankerDataModule(stream, rp.num_workers))
+            trainer.save_checkpoint(staging / "model.ckpt")
+            np.save(staging / "id_vocab.npy", vocab.item_ids)
+            meta["model"] = config.to_dict()
+            summary.update(curve=module.curve, samples=module.curve[-1]["samples"] if module.curve else 0,
+                           parameters=sum(p.numel() for p in module.parameters()),
+                           device=str(trainer.strategy.root_device))
+            if not module.curve:
+                raise ValueError("no training samples produced: the training window holds no impressions")
+        (staging / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        shutil.move(str(staging), out_dir)
+    summary["trained_until"] = str(train_end)
+    return summary
+
+
+def make_trainer(rp, max_epochs: int | None = None) -> L.Trainer:
+    return L.Trainer(max_epochs=max_epochs or rp.epochs, accelerator=rp.accelerator, devices=1, logger=False,
+                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+
+
+def load_ranker(ranker_dir: str | Path) -> tuple[RankerModule | None, dict[str, Any], IdVocab | None]:
+    """(module in eval mode or None for ``heuristic``, config.json, ID vocabulary)."""
+    ranker_dir = Path(ranker_dir)
+    meta = read_meta(ranker_dir)
+    if meta is None:
+        raise FileNotFoundError(f"no ranker at {ranker_dir} (config.json missing): run train_ranker first")
+    if not VARIANTS[meta["variant"]].neural:
+        return None, meta, None
+    module = RankerModule.load_from_checkpoint(ranker_dir / "model.ckpt", map_location="cpu")
+    module.eval()
+    return module, meta, IdVocab(np.load(ranker_dir / "id_vocab.npy"))

@@ -1,0 +1,172 @@
+"""Encoder / codebook cadence: refresh every `airflow.encoder_every_days`, reuse in between.
+
+The ranker trains every day; the encoder and codebook are slower to train and their SIDs
+should stay stable, so a run between refreshes copies the last *validated* ones (those whose
+`validate_sids` gate passed) from the latest earlier run folder, or from the production
+bundle in the registry when no earlier run is at hand. A refresh run is seeded with the same
+encoder/codebook so it warm-starts, as `persist: true` does for `dvc repro`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from saviorrec.orchestration.workspace import read_manifest
+
+log = logging.getLogger("saviorrec.orchestration")
+
+WARM_START = ("encoder", "codebook")
+# Everything train_encoder and build_codebook write (params.paths names) ...
+REUSED_PATHS = ("encoder", "codebook", "text_features", "embeddings", "sids", "sids_generic")
+REUSED_METRICS = ("encoder", "codebook")
+# ... and the verdict on those SIDs, which promote checks like every other gate.
+REUSED_GATES = ()  # validate_sids runs again on the reused SIDs extended to today's catalog
+
+
+@dataclass(frozen=True)
+class ArtifactSource:
+    """Where validated encoder/codebook artifacts can be copied from."""
+
+    ws: object  # pipelines._common.Workspace
+    kind: str  # "run" | "production"
+    refreshed_on: dt.date | None  # the logical date that trained them, when known
+
+
+@dataclass(frozen=True)
+class Decision:
+    refresh: bool
+    reason: str
+
+
+def decide_refresh(day: dt.date, every_days: int, skip_requested: bool, source: ArtifactSource | None) -> Decision:
+    if source is None:
+        return Decision(True, "no validated encoder/codebook to reuse: training them")
+    if skip_requested:
+        return Decision(False, f"skip_encoder_refresh: reusing the {source.kind} artifacts from {source.ws.root}")
+    if source.refreshed_on is None:
+        return Decision(True, f"age of the {source.kind} encoder unknown: refreshing")
+    age = (day - source.refreshed_on).days
+    if age >= every_days:
+        return Decision(True, f"encoder trained {age} day(s) ago (every {every_days}): refreshing")
+    return Decision(False, f"encoder trained {age} day(s) ago (every {every_days}): reusing {source.ws.root}")
+
+
+def latest_validated_run(runs_root: Path, when: dt.datetime | dt.date, exclude: Path | None = None) -> ArtifactSource | None:
+    """The latest run before `when` whose encoder/codebook passed validate_sids."""
+    from saviorrec.orchestration.workspace import logical_datetime, open_workspace
+
+    when = logical_datetime({"logical_datetime": when.isoformat()})
+    best: tuple[dt.datetime, Path, dt.date | None] | None = None
+    for folder in sorted(runs_root.iterdir()) if runs_root.is_dir() else []:
+        if not folder.is_dir() or (exclude is not None and folder.resolve() == exclude.resolve()):
+            continue
+        manifest = read_manifest(folder)
+        if not manifest.get("artifacts_validated"):
+            continue
+        run_at = logical_datetime(manifest)
+        if run_at >= when:  # never reuse from the future: backfills stay reproducible
+            continue
+        refreshed = manifest.get("encoder_refreshed_on")
+        if best is None or run_at >= best[0]:
+            best = (run_at, folder, dt.date.fromisoformat(refreshed) if refreshed else None)
+    if best is None:
+        return None
+    return ArtifactSource(ws=open_workspace(best[1]), kind="run", refreshed_on=best[2])
+
+
+def production_source(params) -> ArtifactSource | None:
+    """The production bundle from the registry, if the registry module and a bundle exist."""
+    try:
+        from saviorrec.storage.registry import open_registry
+    except ImportError:
+        return None
+    ws = open_registry(params).production_workspace()
+    if ws is None:
+        return None
+    refreshed = read_manifest(Path(ws.root)).get("encoder_refreshed_on")
+    return ArtifactSource(ws=ws, kind="production", refreshed_on=dt.date.fromisoformat(refreshed) if refreshed else None)
+
+
+def find_source(ws, runs_root: Path, when: dt.datetime | dt.date) -> ArtifactSource | None:
+    return latest_validated_run(runs_root, when, exclude=ws.root) or production_source(ws.params)
+
+
+def source_record(source: ArtifactSource | None) -> dict:
+    """The manifest fields that name the source picked by the cadence decision."""
+    return {
+        "artifact_source": str(source.ws.root) if source else None,
+        "artifact_source_kind": source.kind if source else None,
+        "artifact_refreshed_on": source.refreshed_on.isoformat() if source and source.refreshed_on else None,
+    }
+
+
+def source_from_record(manifest: dict) -> ArtifactSource | None:
+    """The source the cadence task recorded, so reuse copies exactly what was decided on."""
+    from saviorrec.orchestration.workspace import open_workspace
+
+    root = manifest.get("artifact_source")
+    if not root or not (Path(root) / "params.yaml").is_file():
+        return None
+    refreshed = manifest.get("artifact_refreshed_on")
+    return ArtifactSource(ws=open_workspace(root), kind=manifest["artifact_source_kind"],
+                          refreshed_on=dt.date.fromisoformat(refreshed) if refreshed else None)
+
+
+def _copy(src: Path, dst: Path) -> bool:
+    if not src.exists():
+        return False
+    if dst.is_dir() and not dst.is_symlink():
+        shutil.rmtree(dst)
+    elif dst.exists() or dst.is_symlink():
+        dst.unlink()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_dir():
+        shutil.copytree(src, dst)
+    else:
+        shutil.copy2(src, dst)
+    return True
+
+
+def seed_warm_start(source: ArtifactSource, ws) -> list[str]:
+    """Copy the previous encoder/codebook in, so a refresh warm-starts from them."""
+    return [name for name in WARM_START if _copy(source.ws.path(name), ws.path(name))]
+
+
+def reuse_artifacts(source: ArtifactSource, ws) -> list[str]:
+    """Copy the validated encoder/codebook outputs in place of training them; returns what was copied."""
+    copied = [name for name in REUSED_PATHS if _copy(source.ws.path(name), ws.path(name))]
+    copied += [f"metrics/{m}.json" for m in REUSED_METRICS if _copy(source.ws.metrics_file(m), ws.metrics_file(m))]
+    copied += [f"gates/{g}.json" for g in REUSED_GATES if _copy(source.ws.gate_file(g), ws.gate_file(g))]
+    missing = [name for name in ("encoder", "codebook", "embeddings", "sids") if name not in copied]
+    if missing:
+        raise FileNotFoundError(f"cannot reuse artifacts from {source.ws.root}: missing {', '.join(missing)}")
+    return copied
+
+
+def extend_to_catalog(ws) -> dict[str, int]:
+    """Embed and assign SIDs to today's catalog with the reused encoder/codebook (no retraining).
+
+    Items the reused tables know keep their vector and SID; items new since then get content
+    embeddings and SIDs that avoid every existing one, so the ranker sees every item.
+    """
+    from saviorrec.data import io
+    from saviorrec.models.semantic_ids import embed_and_assign
+
+    items = io.read_items(ws.path("items"))
+    counts = {}
+    for space, (vectors_name, sids_name) in {"behavior": ("embeddings", "sids"),
+                                              "generic": ("text_features", "sids_generic")}.items():
+        if not ws.path(sids_name).exists():
+            continue
+        known = len(io.read_parquet(ws.path(sids_name)))
+        vectors, sids = embed_and_assign(ws, items, space=space)
+        io.write_parquet(vectors, ws.path(vectors_name))
+        io.write_parquet(sids, ws.path(sids_name))
+        counts[f"{space}_items"] = len(sids)
+        counts[f"{space}_known_before"] = known
+    return counts
+

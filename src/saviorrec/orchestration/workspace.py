@@ -1,0 +1,181 @@
+"""One workspace per logical date: `<runs_root>/<logical date>/params.yaml` + the stages' outputs.
+
+The run's params.yaml is the repository's params (or ``$SAVIORREC_PARAMS``) + the form's
+overrides + a split keyed by the logical date, with every path that must outlive the run
+(data source, registry, shared text cache) made absolute. Preparing the same logical date
+again starts from a clean folder, so reruns and backfills give the same outputs; two
+logical dates never share a folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from saviorrec.config import Params, load_params, resolve_raw
+from saviorrec.config.loader import apply_overrides
+from saviorrec.orchestration.form import RunForm, form_overrides
+
+REPO = Path(__file__).resolve().parents[3]
+MANIFEST = "run.json"  # written by the orchestration, read by later runs (cadence, reuse)
+KEEP_ON_RESET = {".cache"}
+
+
+def base_params_file() -> Path:
+    """The params every run starts from: ``$SAVIORREC_PARAMS`` or the repository's params.yaml."""
+    return Path(os.environ.get("SAVIORREC_PARAMS") or REPO / "params.yaml").resolve()
+
+
+def load_base_params() -> tuple[Params, Path]:
+    path = base_params_file()
+    return load_params(path), path.parent
+
+
+def runs_root(params: Params, base_dir: Path) -> Path:
+    root = os.environ.get("SAVIORREC_RUNS_ROOT") or params.airflow.runs_root
+    return (base_dir / root).resolve()
+
+
+def run_key(logical_date: dt.datetime | dt.date) -> str:
+    """Folder name of a run: the date for scheduled runs, date + time for a manual one at another time."""
+    if isinstance(logical_date, dt.datetime):
+        if logical_date.time() == dt.time(0, 0):
+            return logical_date.date().isoformat()
+        return logical_date.strftime("%Y-%m-%dT%H-%M-%S")
+    return logical_date.isoformat()
+
+
+def _as_datetime(value: dt.datetime | dt.date) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC)
+
+
+def logical_datetime(manifest: dict[str, Any]) -> dt.datetime:
+    """When a run folder's logical date is (older manifests: midnight of its date)."""
+    return _as_datetime(dt.datetime.fromisoformat(manifest.get("logical_datetime") or manifest["logical_date"]))
+
+
+def _absolute(value: str, base_dir: Path) -> str:
+    return value if "://" in value else str((base_dir / value).resolve())
+
+
+def date_keyed_overrides(raw: dict[str, Any], day: dt.date) -> dict[str, Any]:
+    """Make the run evaluate on its logical date where the source has such a day.
+
+    synthetic: the generated window ends on the logical date (it is the evaluation day);
+    parquet: train on days before it, evaluate on it; movielens: a fixed historical split.
+    """
+    source = raw["data"]["source"]
+    if source == "synthetic":
+        start = day - dt.timedelta(days=int(raw["synthetic"]["n_days"]) - 1)
+        return {"synthetic.start_date": start.isoformat(), "split.train_end": None, "split.eval_end": None}
+    if source == "parquet":
+        return {"split.train_end": day.isoformat(), "split.eval_end": (day + dt.timedelta(days=1)).isoformat()}
+    return {}
+
+
+@dataclass(frozen=True)
+class RunWorkspace:
+    root: Path
+    data_day: dt.date
+    params_file: Path
+
+    def manifest(self) -> dict[str, Any]:
+        path = self.root / MANIFEST
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    path = Path(root) / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def update_manifest(root: Path, **fields: Any) -> dict[str, Any]:
+    manifest = read_manifest(root) | fields
+    tmp = Path(root) / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(Path(root) / MANIFEST)
+    return manifest
+
+
+def reset_folder(root: Path) -> None:
+    """Empty a run folder for a fresh attempt, keeping caches that never change results."""
+    if not root.exists():
+        return
+    for child in root.iterdir():
+        if child.name in KEEP_ON_RESET:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def prepare_run_workspace(
+    logical_date: dt.datetime | dt.date,
+    form: RunForm,
+    *,
+    day: dt.date | None = None,
+    run_id: str | None = None,
+) -> RunWorkspace:
+    """Create (or reset) the run's folder and write its resolved params.yaml.
+
+    The folder is keyed by the logical date; ``day`` is the data day the run evaluates (the
+    start of its data interval: the logical date for scheduled runs, the last complete day
+    for a manual one), default the logical date's day.
+    """
+    base, base_dir = load_base_params()
+    raw = yaml.safe_load((base_dir / base_params_file().name).read_text())
+    if day is None:
+        day = logical_date.date() if isinstance(logical_date, dt.datetime) else logical_date
+    root = runs_root(base, base_dir) / run_key(logical_date)
+
+    overrides = form_overrides(form, base, base_dir)
+    merged = resolve_raw(raw, overrides)
+    overrides |= date_keyed_overrides(merged, day)
+    # Paths outside the workspace stay where the operator put them.
+    overrides["data.path"] = _absolute(overrides.get("data.path", merged["data"]["path"]), base_dir)
+    overrides["registry.uri"] = _absolute(merged["registry"]["uri"], base_dir)
+    overrides["airflow.runs_root"] = str(runs_root(base, base_dir))
+    overrides["airflow.data_root"] = _absolute(merged["airflow"]["data_root"], base_dir)
+    overrides["paths.text_cache"] = str(runs_root(base, base_dir) / ".cache" / "text_features")
+
+    # The run's file keeps the preset name; the overrides go into the base values and into the
+    # preset's overlay, so loading the file (overlay merged last) gives the overridden values.
+    resolved = apply_overrides(raw, overrides)
+    preset = resolved["preset"]
+    overlay_overrides = {k: v for k, v in overrides.items() if k != "preset"}
+    resolved["presets"][preset] = apply_overrides(resolved["presets"].get(preset) or {}, overlay_overrides)
+    params_text = yaml.safe_dump(resolved, sort_keys=False)
+    root.mkdir(parents=True, exist_ok=True)
+    reset_folder(root)
+    params_file = root / "params.yaml"
+    params_file.write_text(params_text)
+    load_params(params_file)  # fails here, naming the key, rather than in a later stage
+    update_manifest(
+        root,
+        logical_date=_as_datetime(logical_date).date().isoformat(),
+        logical_datetime=_as_datetime(logical_date).isoformat(),
+        data_day=day.isoformat(),  # the evaluation day; training uses days before it
+        run_id=run_id,
+        form=form.model_dump(),
+        overrides=overrides,
+        prepared_at=dt.datetime.now(dt.UTC).isoformat(),
+    )
+    return RunWorkspace(root=root, data_day=day, params_file=params_file)
+
+
+def open_workspace(root: str | Path):
+    """The stages' Workspace for a prepared run folder."""
+    from pipelines._common import Workspace
+
+    root = Path(root)
+    return Workspace(root, load_params(root / "params.yaml"))

@@ -1,0 +1,126 @@
+"""`saviorrec registry ...`: list, inspect, promote and roll back model versions.
+
+    saviorrec registry list
+    saviorrec registry show v3
+    saviorrec registry promote v3
+    saviorrec registry rollback
+    saviorrec registry list --set registry.uri=s3://my-bucket/saviorrec   # S3 instead of registry/
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+registry_app = typer.Typer(help="The model registry (registry.uri: a local folder or s3://BUCKET/PREFIX).",
+                           no_args_is_help=True)
+
+ParamsOption = typer.Option("params.yaml", "--params", help="params file (registry: section)")
+SetOption = typer.Option(None, "--set", metavar="KEY=VALUE", help="override a param, e.g. --set registry.uri=s3://bucket/prefix")
+
+
+def open_from_cli(params_path: str, sets: list[str] | None):
+    """The registry named by params (+ --set overrides); exit 1 with a message on bad params."""
+    from pipelines._common import parse_set
+    from saviorrec.config import ParamsError, load_params
+    from saviorrec.storage.registry import open_registry
+
+    try:
+        params = load_params(params_path, overrides=parse_set(sets or []))
+    except ParamsError as err:
+        fail(err)
+    return open_registry(params, root=Path(params_path).resolve().parent)
+
+
+def fail(err: Exception) -> None:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(1)
+
+
+def guarded(fn):
+    """Run a registry call; storage/registry problems become one line on stderr and exit 1."""
+    from saviorrec.storage.artifacts import StorageError
+    from saviorrec.storage.registry import RegistryError
+
+    try:
+        return fn()
+    except (RegistryError, StorageError) as err:
+        fail(err)
+
+
+def echo_json(payload) -> None:
+    typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
+
+
+@registry_app.command("list")
+def list_versions(params: str = ParamsOption, set_: list[str] | None = SetOption) -> None:
+    """Every version, oldest first; `*` marks production, `(incomplete)` an unfinished upload."""
+    registry = open_from_cli(params, set_)
+    rows = guarded(registry.list)
+    typer.echo(f"{registry.name} @ {registry.store.describe(registry.prefix)}")
+    if not rows:
+        typer.echo("  (no versions yet: `make run` or `python -m pipelines.promote` publishes one)")
+    for row in rows:
+        mark = "*" if row["production"] else " "
+        state = "" if row["complete"] else "  (incomplete)"
+        typer.echo(f"{mark} {row['version']:<6} {row['created_at'] or '-':<26} {row['files']:>4} files{state}")
+
+
+@registry_app.command("show")
+def show(version: str = typer.Argument(..., help="vN, `production` or `latest`"),
+         params: str = ParamsOption, set_: list[str] | None = SetOption) -> None:
+    """Manifest summary, lineage (git commit, dvc.lock data hashes) and metrics of a version."""
+    registry = open_from_cli(params, set_)
+    echo_json(guarded(lambda: registry.show(registry.resolve(version))))
+
+
+@registry_app.command("promote")
+def promote(version: str = typer.Argument(..., help="vN or `latest`"),
+            params: str = ParamsOption, set_: list[str] | None = SetOption) -> None:
+    """Verify every file of VERSION, then move the production pointer to it."""
+    registry = open_from_cli(params, set_)
+    echo_json(guarded(lambda: registry.promote(registry.resolve(version))))
+
+
+@registry_app.command("rollback")
+def rollback(params: str = ParamsOption, set_: list[str] | None = SetOption) -> None:
+    """Point production back at the previously promoted version."""
+    registry = open_from_cli(params, set_)
+    echo_json(guarded(registry.rollback))
+
+
+@registry_app.command("summary")
+def summary(params: str = ParamsOption, set_: list[str] | None = SetOption) -> None:
+    """Where the promoted model, the metrics and the reports of this workspace are (ends `make run`)."""
+    from pipelines._common import Workspace, parse_set
+    from saviorrec.config import load_params
+
+    registry = open_from_cli(params, set_)
+    root = Path(params).resolve().parent
+    ws = Workspace(root, load_params(params, overrides=parse_set(set_ or [])))
+    pointer = guarded(registry.production) or {}
+
+    def rel(path: Path) -> str:
+        return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+    lines = ["", "saviorrec pipeline outputs"]
+    if pointer:
+        lines.append(f"  production model : {registry.name} {pointer['version']} "
+                     f"(previous: {pointer.get('previous') or '-'}) in {registry.store.describe(registry.prefix)}")
+        lines.append("                     saviorrec registry show production | saviorrec score --events FILE --out FILE")
+    else:
+        lines.append(f"  production model : none yet in {registry.store.describe(registry.prefix)}")
+    metrics = sorted(ws.path("metrics").glob("*.json")) if ws.path("metrics").is_dir() else []
+    lines.append(f"  metrics          : {', '.join(rel(m) for m in metrics) or '-'}  (dvc metrics show)")
+    plots = sorted(ws.path("plots").glob("*")) if ws.path("plots").is_dir() else []
+    lines.append(f"  plots            : {', '.join(rel(p) for p in plots) or '-'}  (dvc plots show)")
+    gates = sorted(ws.path("gates").glob("*.json")) if ws.path("gates").is_dir() else []
+    lines.append(f"  gate verdicts    : {', '.join(rel(g) for g in gates) or '-'}")
+    docs = ws.path("data_docs")
+    index = next(iter(sorted(docs.rglob("index.html"))), None) if docs.is_dir() else None
+    lines.append(f"  data docs        : {rel(index) if index else '-'}")
+    receipt = ws.path("reports") / "promotion.json"
+    lines.append(f"  promotion receipt: {rel(receipt) if receipt.is_file() else '-'}")
+    typer.echo("\n".join(lines))

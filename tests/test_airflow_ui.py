@@ -1,0 +1,126 @@
+"""Local mode through the browser: `scripts/airflow_up.sh`, log into the UI with headless
+Chromium (Playwright), trigger saviorrec_daily from its params form with overrides, and see
+the run succeed and promote a model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+import airflow_harness
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    if not CHROMIUM.exists() and not shutil.which("chromium"):
+        pytest.skip("Debian chromium not installed (make system-deps)")
+    pytest.importorskip("playwright.sync_api")
+    airflow_harness.seed_run()  # validated encoder/codebook for the run below to reuse
+    home = tmp_path_factory.mktemp("airflow_ui_home")
+    # This module's own registry: its promotion must not become another test's production model.
+    raw = yaml.safe_load(airflow_harness.PARAMS.read_text())
+    raw["registry"]["uri"] = str(home / "registry")
+    params = home / "params.yaml"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    extra = {"SAVIORREC_PARAMS": str(params),
+             # manual runs only: no scheduled run competes with the one the test triggers
+             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
+    srv = airflow_harness.AirflowServers(home, extra).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _launch(p):
+    return p.chromium.launch(executable_path=str(CHROMIUM),
+                             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+
+
+def test_local_mode_binds_loopback_and_requires_login(servers):
+    import urllib.error
+    import urllib.request
+
+    assert (servers.home / "run" / "api-server.pid").is_file()
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{servers.url}/api/v2/dags", timeout=30)
+    assert err.value.code in (401, 403)
+    assert servers.cli("pools", "get", "gpu", "-o", "json").count('"gpu"') >= 1
+    assert servers.cli("config", "get-value", "core", "executor").strip() == "LocalExecutor"
+    assert servers.cli("config", "get-value", "core", "parallelism").strip() == "2"
+
+
+def test_backfill_plans_one_run_per_day(servers):
+    servers.wait_dag_parsed(servers.token())
+    out = servers.cli("backfill", "create", "--dag-id", "saviorrec_daily", "--from-date", "2024-01-05",
+                      "--to-date", "2024-01-07", "--dry-run")
+    for day in ("2024-01-05", "2024-01-06", "2024-01-07"):
+        assert day in out, out
+
+
+def test_trigger_from_the_ui_with_overrides_and_see_success(servers):
+    from playwright.sync_api import sync_playwright
+
+    token = servers.token()
+    servers.wait_dag_parsed(token)
+    run_id = f"ui_{uuid.uuid4().hex[:8]}"
+    with sync_playwright() as p:
+        browser = _launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(servers.url)
+            page.wait_for_url("**/auth/login**")
+            page.locator("input[name=username]").fill("admin")
+            page.locator("input[name=password]").fill(servers.admin_password())
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(lambda url: "/auth/login" not in url)
+
+            page.goto(f"{servers.url}/dags/saviorrec_daily")
+            page.get_by_test_id("trigger-dag-button").click()
+            dialog = page.get_by_role("dialog")
+            # The params form: ranker epochs (a range-checked number) and the encoder cadence switch.
+            dialog.get_by_role("spinbutton").fill("2")
+            dialog.locator("#switch\\:element_skip_encoder_refresh").click()
+            dialog.get_by_role("button", name="Advanced Options").click()
+            dialog.locator("input[name=dagRunId]").fill(run_id)
+            dialog.get_by_test_id("trigger-dag-submit").click()
+
+            # The run exists as soon as the form is submitted; wait for it to finish, then the
+            # run's page in the UI must show its final state.
+            page.wait_for_url(lambda url: run_id in url or "saviorrec_daily" in url)
+            final = servers.wait_run_finished(token, run_id, timeout=1200)
+            state = final["state"]
+            page.goto(f"{servers.url}/dags/saviorrec_daily/runs/{run_id}")
+            page.get_by_text(state, exact=False).first.wait_for(timeout=120_000)
+            page.screenshot(path=str(servers.home / "run_page.png"))
+        finally:
+            browser.close()
+
+    tis = servers.task_instances(token, run_id)
+    assert state == "success", {t: ti["state"] for t, ti in tis.items()}
+    assert tis["promote"]["state"] == "success"
+    # skip_encoder_refresh from the form: the seed run's validated encoder/codebook were reused
+    assert tis["reuse_encoder"]["state"] == "success" and tis["train_encoder"]["state"] == "skipped"
+    run = servers.api(f"dags/saviorrec_daily/dagRuns/{run_id}", token)
+    assert run["conf"]["ranker_epochs"] == 2 and run["conf"]["skip_encoder_refresh"] is True
+    folders = [f for f in airflow_harness.RUNS.iterdir() if (f / "run.json").is_file()
+               and json.loads((f / "run.json").read_text()).get("run_id") == run_id]
+    assert len(folders) == 1
+    params = yaml.safe_load((folders[0] / "params.yaml").read_text())
+    assert params["presets"]["tiny"]["ranker"]["epochs"] == 2  # the form's override reached the stages
+    assert json.loads((folders[0] / "run.json").read_text())["form"]["skip_encoder_refresh"] is True
+
+    from saviorrec.config import load_params
+    from saviorrec.storage.registry import open_registry
+
+    registry = open_registry(load_params(servers.env["SAVIORREC_PARAMS"]))
+    assert registry.production() is not None, "promote did not move the production pointer"

@@ -1,0 +1,170 @@
+"""Codebook metrics, SID de-duplication, and the build_codebook stage on the tiny workspace."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from saviorrec.metrics import codebook as m
+from saviorrec.models.semantic_ids import embed_and_assign, sid_table
+
+
+# ---- metrics ------------------------------------------------------------------------------
+def test_metrics_on_a_known_example():
+    codes = np.array([[0, 1], [0, 1], [1, 0], [2, 2]])
+    assert m.raw_collision_rate(codes) == 0.5
+    assert m.utilization(codes, 4) == [0.75, 0.75]
+    bits, norm = m.entropy(codes, 4)
+    assert bits[0] == pytest.approx(1.5) and norm[0] == pytest.approx(0.75)
+    assert m.unique_fraction(pd.Series(["a", "b", "b", "c"])) == 0.75
+    assert m.reconstruction_mse(np.ones((2, 2)), np.zeros((2, 2))) == 1.0
+    before = pd.DataFrame({"item_id": [1, 2, 3, 4], "sid": ["a", "b", "c", "d"]})
+    after = pd.DataFrame({"item_id": [1, 2, 3, 5], "sid": ["a", "x", "c", "e"]})
+    assert m.churn(before, after) == pytest.approx(1 / 3)  # item 4 left the catalog: not counted
+    assert m.churn(None, after) is None
+
+
+# ---- de-duplication -----------------------------------------------------------------------
+def test_sid_table_is_unique_and_dedup_is_sticky():
+    codes = np.array([[1, 2, 3], [1, 2, 3], [1, 2, 3], [4, 5, 6]])
+    first = sid_table(np.array([10, 11, 12, 13]), codes)
+    assert first["sid"].tolist() == ["1-2-3-0", "1-2-3-1", "1-2-3-2", "4-5-6-0"]
+    assert first[["c1", "c2", "c3", "dedup"]].dtypes.eq("int32").all()
+    # item 10 moves away: 11 and 12 keep their digits, newcomer 9 takes the free digit 0
+    moved = np.array([[7, 7, 7], [1, 2, 3], [1, 2, 3], [4, 5, 6], [1, 2, 3]])
+    second = sid_table(np.array([10, 11, 12, 13, 9]), moved, previous=first).set_index("item_id")["sid"]
+    assert second[11] == "1-2-3-1" and second[12] == "1-2-3-2" and second[9] == "1-2-3-0"
+    assert second.is_unique
+
+
+def test_new_items_never_collide_with_existing_sids():
+    existing = sid_table(np.array([1, 2, 3]), np.array([[0, 0, 0], [0, 0, 0], [5, 5, 5]]))
+    new = sid_table(np.array([8, 9]), np.array([[0, 0, 0], [5, 5, 5]]), previous=existing, reserve_absent=True)
+    assert set(new["sid"]).isdisjoint(existing["sid"])
+    assert new["sid"].tolist() == ["0-0-0-2", "5-5-5-1"]
+
+
+# ---- the stage --------------------------------------------------------------------------
+def _stage(root, **overrides):
+    from pipelines import build_codebook
+    from pipelines._common import Workspace
+    from saviorrec.config import load_params
+
+    params = load_params(root / "params.yaml", overrides=overrides)
+    ws = Workspace(root, params)
+    return build_codebook.run(params, ws), ws
+
+
+def test_stage_writes_a_unique_sid_for_every_catalog_item(tiny_pipeline):
+    from saviorrec.data import io
+    from saviorrec.models.rqvae import load_codebook
+
+    summary = tiny_pipeline.run("build_codebook")
+    ws = tiny_pipeline.ws
+    items = io.read_items(ws.path("items"))
+    for name in ("sids", "sids_generic"):
+        sids = io.read_parquet(ws.path(name))
+        assert list(sids.columns) == ["item_id", "c1", "c2", "c3", "dedup", "sid"]
+        assert set(sids["item_id"]) == set(items["item_id"]) and sids["sid"].is_unique
+        assert sids[["c1", "c2", "c3", "dedup"]].dtypes.eq("int32").all()
+        assert (sids["sid"] == sids[["c1", "c2", "c3", "dedup"]].astype(str).agg("-".join, axis=1)).all()
+    metrics = json.loads(ws.metrics_file("codebook").read_text())
+    for key in ("raw_collision_rate", "unique_fraction", "utilization", "entropy", "reconstruction_mse",
+                "churn", "hit_at_30", "hit_at_30_minilm", "generic"):
+        assert key in metrics, key
+    assert metrics["unique_fraction"] == 1.0 and metrics["generic"]["unique_fraction"] == 1.0
+    assert len(metrics["utilization"]) == 3 and metrics["utilization"][0] >= 0.5
+    assert metrics["churn"] is None  # first build
+    assert metrics["hit_at_30"] == json.loads(ws.metrics_file("encoder").read_text())["hit_at_30"]
+    assert summary["contrastive"] is True and summary["n_pairs"] > 0
+    # the saved codebook reproduces the table from the embeddings
+    z = io.read_parquet(ws.path("embeddings")).sort_values("item_id")
+    codes = load_codebook(ws.path("codebook")).assign(np.stack(z["vector"].to_numpy()))
+    sids = io.read_parquet(ws.path("sids")).sort_values("item_id")
+    assert np.array_equal(codes, sids[["c1", "c2", "c3"]].to_numpy())
+
+
+def test_rebuild_is_deterministic_and_warm_start_reports_churn(tiny_pipeline, copy_workspace):
+    from saviorrec.data import io
+
+    tiny_pipeline.run("build_codebook")
+    runner = copy_workspace(tiny_pipeline.root)
+    original = io.read_parquet(runner.ws.path("sids"))
+    summary, ws = _stage(runner.root, **{"codebook.full_rebuild": True})
+    assert summary["warm_started"] is False
+    pd.testing.assert_frame_equal(io.read_parquet(ws.path("sids")), original)  # same inputs, same SIDs
+    assert summary["churn"] == 0.0
+    warm, ws = _stage(runner.root)
+    assert warm["warm_started"] is True and warm["generic"]["warm_started"] is True
+    assert 0.0 <= warm["churn"] <= 1.0 and warm["unique_fraction"] == 1.0
+
+
+def test_no_pairs_turns_the_contrastive_term_off(tiny_pipeline, copy_workspace, caplog):
+    tiny_pipeline.run("build_codebook")
+    runner = copy_workspace(tiny_pipeline.root)
+    with caplog.at_level(logging.WARNING):
+        summary, _ = _stage(runner.root, **{"pairs.min_support": 10**9, "codebook.full_rebuild": True,
+                                            "codebook.epochs": 1})
+    assert summary["n_pairs"] == 0 and summary["contrastive"] is False
+    assert summary["unique_fraction"] == 1.0 and summary["reconstruction_mse"] > 0
+    assert "contrastive term off" in caplog.text
+
+
+def _break_embeddings(ws, how):
+    from saviorrec.data import io
+
+    z = io.read_parquet(ws.path("embeddings"))
+    if how == "nan":
+        z.at[0, "vector"] = np.full(len(z.at[0, "vector"]), np.nan, np.float32)
+    else:
+        z = z.iloc[2:]
+    io.write_parquet(z, ws.path("embeddings"))
+    return int(io.read_parquet(ws.path("embeddings")).iloc[0]["item_id"]) if how == "nan" else None
+
+
+@pytest.mark.parametrize("how, message", [("nan", r"NaN/inf for 1 items, e.g. item_id \[{id}\]"),
+                                          ("missing", r"lack 2 catalog items")])
+def test_bad_embeddings_are_clear_errors(tiny_pipeline, copy_workspace, how, message):
+    from pipelines._common import StageError
+
+    tiny_pipeline.run("build_codebook")
+    runner = copy_workspace(tiny_pipeline.root)
+    bad_id = _break_embeddings(runner.ws, how)
+    with pytest.raises(StageError, match=message.format(id=bad_id)):
+        _stage(runner.root)
+
+
+def test_codebook_larger_than_catalog_is_a_clear_error(tiny_pipeline, copy_workspace):
+    from pipelines._common import StageError
+    from saviorrec.data import io
+
+    tiny_pipeline.run("build_codebook")
+    runner = copy_workspace(tiny_pipeline.root)
+    n = len(io.read_items(tiny_pipeline.ws.path("items")))
+    with pytest.raises(StageError, match=rf"codebook_size=100000 is larger than the item count {n}"):
+        _stage(runner.root, **{"codebook.codebook_size": 100000})
+
+
+def test_embed_and_assign_new_items_without_retraining(tiny_pipeline):
+    from saviorrec.data import io
+
+    tiny_pipeline.run("build_codebook")
+    ws = tiny_pipeline.ws
+    items = io.read_items(ws.path("items"))
+    known = items.head(3)
+    new = items.tail(4).assign(item_id=items["item_id"].max() + 1 + np.arange(4))
+    for space, table in (("behavior", "sids"), ("generic", "sids_generic")):
+        existing = io.read_parquet(ws.path(table))
+        emb, sids = embed_and_assign(ws, pd.concat([known, new]), space=space)
+        assert sids["item_id"].tolist() == emb["item_id"].tolist() == pd.concat([known, new])["item_id"].tolist()
+        stored = existing.set_index("item_id").loc[known["item_id"], "sid"].tolist()
+        assert sids["sid"].head(3).tolist() == stored  # known items keep their SID
+        fresh = sids["sid"].tail(4)
+        assert fresh.is_unique and set(fresh).isdisjoint(existing["sid"])
+        # same content as existing items -> same code tuple, only the dedup digit differs
+        twins = existing.set_index("item_id").loc[items.tail(4)["item_id"], ["c1", "c2", "c3"]].to_numpy()
+        assert np.array_equal(sids.tail(4)[["c1", "c2", "c3"]].to_numpy(), twins)

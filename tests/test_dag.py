@@ -1,0 +1,235 @@
+"""saviorrec_daily parses, has the intended graph, and its orchestration helpers behave (fast)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import airflow_harness  # noqa: F401  (private AIRFLOW_HOME before airflow is imported)
+import pytest
+import yaml
+
+from saviorrec.config import load_params
+from saviorrec.orchestration import cadence, form, resume, workspace
+
+STAGES = ["ingest", "validate_logs", "train_encoder", "build_codebook", "validate_sids",
+          "train_ranker", "evaluate", "validate_model", "promote"]
+
+
+@pytest.fixture(scope="module")
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(airflow_harness.REPO / "dags"))
+    assert bag.import_errors == {}
+    return bag.dags["saviorrec_daily"]
+
+
+@pytest.fixture(scope="module")
+def base():
+    return load_params(airflow_harness.PARAMS)
+
+
+def test_dag_graph(dag):
+    ids = set(dag.task_ids)
+    assert set(STAGES) <= ids
+    down = {t.task_id: t.downstream_task_ids for t in dag.tasks}
+    assert down["prepare"] >= {"ingest"}
+    assert "validate_logs" in down["ingest"]
+    assert "encoder_cadence" in down["validate_logs"]
+    assert down["encoder_cadence"] == {"train_encoder", "reuse_encoder"}
+    assert down["train_encoder"] == {"build_codebook"} and down["build_codebook"] == {"validate_sids"}
+    assert down["reuse_encoder"] == {"validate_sids"}
+    assert down["validate_sids"] == {"mark_validated"} and down["mark_validated"] == {"train_ranker"}
+    assert down["train_ranker"] == {"evaluate"} and down["evaluate"] == {"validate_model"}
+    assert down["validate_model"] == {"promote"} and down["promote"] == set()
+    # promote is reached only through every gate
+    assert {"validate_logs", "validate_model"} <= dag.get_task("promote").get_flat_relative_ids(upstream=True)
+
+
+def test_dag_schedule_queues_and_retries(dag, base):
+    from airflow.sdk import CronDataIntervalTimetable
+
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    core = coerce_to_core_timetable(dag.timetable)
+    assert core.summary in ("@daily", "0 0 * * *")
+    # a manual run mid-day covers the last complete day, as the scheduled run for that day does
+    interval = core.infer_manual_data_interval(run_after=dt.datetime(2024, 3, 6, 14, 30, tzinfo=dt.UTC))
+    assert (interval.start, interval.end) == (dt.datetime(2024, 3, 5, tzinfo=dt.UTC), dt.datetime(2024, 3, 6, tzinfo=dt.UTC))
+    assert dag.catchup is False
+    assert dag.max_active_runs == base.airflow.max_active_runs
+    for stage in ("train_encoder", "build_codebook", "train_ranker"):
+        t = dag.get_task(stage)
+        assert (t.queue, t.pool) == (base.airflow.gpu_queue, base.airflow.gpu_pool)
+    for stage in ("ingest", "validate_logs", "evaluate", "promote"):
+        assert dag.get_task(stage).queue == "default"
+    t = dag.get_task("train_ranker")
+    assert t.retries == base.airflow.retries and t.retry_exponential_backoff
+    assert t.execution_timeout == dt.timedelta(minutes=base.airflow.execution_timeout_minutes)
+    joins = dag.get_task("validate_sids").trigger_rule  # after whichever branch ran
+    assert str(joins) in ("none_failed_min_one_success", "TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS")
+    for stage in ("train_ranker", "evaluate", "validate_model", "promote"):
+        assert str(dag.get_task(stage).trigger_rule) in ("all_success", "TriggerRule.ALL_SUCCESS")
+
+
+def test_params_form_schema(dag, base):
+    params = {name: dag.params.get_param(name) for name in dag.params}
+    assert set(params) == set(form.RunForm.model_fields)
+    assert params["ranker_variant"].schema["enum"][0] == "id_only"
+    assert set(params["preset"].schema["enum"]) == set(base.presets)
+    assert params["data_source"].schema["enum"] == ["synthetic", "movielens", "parquet"]
+    assert (params["ranker_epochs"].schema["minimum"], params["ranker_epochs"].schema["maximum"]) == (1, 100)
+    assert params["skip_encoder_refresh"].schema["type"] == "boolean"
+    # Airflow itself rejects out-of-range values before a run is created
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    with pytest.raises(ParamValidationError):
+        params["ranker_epochs"].resolve(0)
+    with pytest.raises(ParamValidationError):
+        params["ranker_variant"].resolve("gbdt")
+
+
+def test_form_server_side_validation(base, tmp_path):
+    assert form.validate_form({"ranker_epochs": 3, "preset": "tiny"}, base).ranker_epochs == 3
+    for bad, word in [({"ranker_epochs": 0}, "ranker_epochs"), ({"ranker_variant": "gbdt"}, "ranker_variant"),
+                      ({"preset": "huge"}, "preset"), ({"surprise": 1}, "surprise"),
+                      ({"overrides": {"paths.data": "/etc"}}, "paths.data"),
+                      ({"overrides": {"registry.uri": "s3://x"}}, "registry.uri")]:
+        with pytest.raises(form.FormError, match=word):
+            form.validate_form(bad, base)
+
+
+def test_data_path_must_stay_under_the_data_root(tmp_path):
+    root = tmp_path / "data"
+    (root / "movielens").mkdir(parents=True)
+    (tmp_path / "secret").mkdir()
+    os.symlink(tmp_path / "secret", root / "escape")
+    assert form.check_data_path("movielens", str(root)) == str(root / "movielens")
+    assert form.check_data_path(str(root / "movielens"), str(root)) == str(root / "movielens")
+    for bad in ["../secret", "/etc", "escape", "movielens/../../secret", "s3://bucket/x", "http://x"]:
+        with pytest.raises(form.FormError, match="data root|only local"):
+            form.check_data_path(bad, str(root))
+    assert form.check_data_path("events", "s3://bucket/data/") == "s3://bucket/data/events"
+    with pytest.raises(form.FormError):
+        form.check_data_path("s3://other/events", "s3://bucket/data/")
+    with pytest.raises(form.FormError):
+        form.check_data_path("../x", "s3://bucket/data/")
+
+
+def test_prepare_run_workspace_is_keyed_by_logical_date(base, monkeypatch, tmp_path):
+    monkeypatch.setenv("SAVIORREC_RUNS_ROOT", str(tmp_path / "runs"))
+    run_form = form.validate_form({"preset": "tiny", "ranker_epochs": 2, "overrides": {"ranker.lr": 0.01}}, base)
+    day = dt.datetime(2024, 3, 5, tzinfo=dt.UTC)
+    run = workspace.prepare_run_workspace(day, run_form)
+    assert run.root == tmp_path / "runs" / "2024-03-05"
+    params = load_params(run.params_file)
+    assert params.ranker.epochs == 2  # the form wins over the tiny preset's 1
+    assert params.ranker.lr == 0.01
+    assert params.encoder.epochs == base.encoder.epochs  # tiny preset still applied elsewhere
+    n_days = params.synthetic.n_days
+    assert params.synthetic.start_date == dt.date(2024, 3, 5) - dt.timedelta(days=n_days - 1)
+    assert params.registry.uri == str(airflow_harness.REGISTRY)
+    assert params.paths.text_cache.startswith(str(tmp_path / "runs"))
+
+    (run.root / "stale.txt").write_text("from an earlier attempt")
+    first = run.params_file.read_text()
+    again = workspace.prepare_run_workspace(day, run_form)
+    assert again.params_file.read_text() == first and not (run.root / "stale.txt").exists()
+    other = workspace.prepare_run_workspace(dt.datetime(2024, 3, 6, tzinfo=dt.UTC), run_form)
+    assert other.root != run.root
+    # A manual run mid-day evaluates the last complete day (its data interval's start).
+    manual = workspace.prepare_run_workspace(dt.datetime(2024, 3, 6, 14, 30, tzinfo=dt.UTC), run_form,
+                                             day=dt.date(2024, 3, 5))
+    assert manual.root.name == "2024-03-06T14-30-00" and manual.data_day == dt.date(2024, 3, 5)
+    assert load_params(manual.params_file).synthetic.start_date == params.synthetic.start_date
+
+    parquet = form.validate_form({"data_source": "parquet", "preset": "tiny"}, base)
+    params = load_params(workspace.prepare_run_workspace(day, parquet).params_file)
+    assert (params.split.train_end, params.split.eval_end) == (dt.date(2024, 3, 5), dt.date(2024, 3, 6))
+
+
+def test_cadence_decision():
+    ws = type("W", (), {"root": "/runs/x"})()
+    src = cadence.ArtifactSource(ws=ws, kind="run", refreshed_on=dt.date(2024, 3, 1))
+    day = dt.date(2024, 3, 5)
+    assert cadence.decide_refresh(day, 7, False, None).refresh
+    assert cadence.decide_refresh(day, 7, True, None).refresh  # nothing to reuse
+    assert not cadence.decide_refresh(day, 7, False, src).refresh
+    assert cadence.decide_refresh(day, 4, False, src).refresh
+    assert not cadence.decide_refresh(day, 1, True, src).refresh
+    unknown = cadence.ArtifactSource(ws=ws, kind="production", refreshed_on=None)
+    assert cadence.decide_refresh(day, 7, False, unknown).refresh
+
+
+def _fake_run(root, day, validated, refreshed=None):
+    root.mkdir(parents=True)
+    raw = yaml.safe_load(airflow_harness.PARAMS.read_text())
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    workspace.update_manifest(root, logical_date=day, data_day=day, artifacts_validated=validated,
+                              encoder_refreshed_on=refreshed)
+    ws = workspace.open_workspace(root)
+    for name in ("encoder", "codebook"):
+        ws.path(name).mkdir(parents=True)
+        (ws.path(name) / "model.pt").write_text(f"{name} of {day}")
+    for name in ("embeddings", "sids", "text_features"):
+        ws.path(name).parent.mkdir(parents=True, exist_ok=True)
+        ws.path(name).write_text(f"{name} of {day}")
+    return ws
+
+
+def test_reuse_picks_latest_validated_earlier_run(tmp_path):
+    runs = tmp_path / "runs"
+    _fake_run(runs / "2024-03-01", "2024-03-01", True, "2024-03-01")
+    _fake_run(runs / "2024-03-03", "2024-03-03", True, "2024-03-01")
+    _fake_run(runs / "2024-03-04", "2024-03-04", False)  # its SIDs failed the gate
+    _fake_run(runs / "2024-03-09", "2024-03-09", True, "2024-03-09")  # the future: never used
+    target = _fake_run(runs / "2024-03-05", "2024-03-05", False)
+    for name in ("encoder", "codebook"):
+        (target.path(name) / "model.pt").unlink()
+    source = cadence.latest_validated_run(runs, dt.date(2024, 3, 5), exclude=target.root)
+    assert source.ws.root == runs / "2024-03-03" and source.refreshed_on == dt.date(2024, 3, 1)
+    copied = cadence.reuse_artifacts(source, target)
+    assert {"encoder", "codebook", "embeddings", "sids"} <= set(copied)
+    assert (target.path("encoder") / "model.pt").read_text() == "encoder of 2024-03-03"
+    assert target.path("sids").read_text() == "sids of 2024-03-03"
+    assert cadence.latest_validated_run(runs, dt.date(2024, 3, 1)) is None
+
+    empty = _fake_run(runs / "2024-02-01", "2024-02-01", True, "2024-02-01")
+    empty.path("sids").unlink()
+    with pytest.raises(FileNotFoundError, match="sids"):
+        cadence.reuse_artifacts(cadence.ArtifactSource(empty, "run", None), target)
+
+
+def test_resume_options_pass_the_last_checkpoint(tmp_path):
+    ws = _fake_run(tmp_path / "run", "2024-03-01", False)
+    ckpt_dir = ws.path("ranker") / "checkpoints"
+    ckpt_dir.mkdir(parents=True)
+    (ckpt_dir / "epoch=0.ckpt").write_text("x")
+    (ckpt_dir / "last.ckpt").write_text("x")
+
+    def resumable(params, ws, ckpt_path=None):
+        return {}
+
+    def flag(params, ws, resume=False):
+        return {}
+
+    def fresh_only(params, ws, **_):
+        return {}
+
+    assert resume.resume_options("train_ranker", resumable, ws, 1) == {}
+    assert resume.resume_options("train_ranker", resumable, ws, 2) == {"ckpt_path": str(ckpt_dir / "last.ckpt")}
+    assert resume.resume_options("train_ranker", flag, ws, 3) == {"resume": True}
+    assert resume.resume_options("train_ranker", fresh_only, ws, 2) == {}
+    assert resume.resume_options("evaluate", resumable, ws, 2) == {}
+
+
+def test_stage_errors_fail_without_retry(tmp_path):
+    """A stage's StageError (bad input, failed gate) becomes RunFailure, which the DAG turns into
+    AirflowFailException: no retries, the stage's message kept."""
+    from saviorrec.orchestration import tasks
+
+    ws = _fake_run(tmp_path / "run", "2024-03-01", False)
+    with pytest.raises(tasks.RunFailure, match="validate_model failed: .*events"):
+        tasks.run_stage("validate_model", ws.root)

@@ -1,0 +1,182 @@
+"""Ranker: MBA, target attentions, every variant, training / warm start, scoring on bad input."""
+# ruff: noqa: F811  (session fixtures imported from ranker_helpers are used as arguments)
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from ranker_helpers import copy_tree, open_workspace, ranker_upstream, trained_saviorrec  # noqa: F401
+
+import pipelines.train_ranker as train_ranker
+from saviorrec.data.io import read_events, read_items, read_parquet, write_parquet
+from saviorrec.data.samples import DENSE_FEATURES, IdVocab
+from saviorrec.models.mba import MBA
+from saviorrec.models.ranker import VARIANTS, Ranker, RankerConfig
+from saviorrec.models.ranker_module import RankerModule, ranker_losses
+from saviorrec.models.ranker_training import load_ranker, warm_start_state
+from saviorrec.models.scoring import Scorer, score_events
+from saviorrec.models.target_attention import TargetAttention
+
+
+def test_mba_is_identity_at_init_and_learns():
+    torch.manual_seed(0)
+    mba = MBA(levels=3, codebook_size=8, content_dim=5, code_dim=4, hidden=6)
+    z = torch.randn(10, 5)
+    sid = torch.randint(-1, 8, (10, 3))
+    assert torch.equal(mba(z, sid), z)
+    mba(z, sid).pow(2).sum().backward()  # would be zero-gradient with ReLU + bias-free zero tables
+    grads = [t.weight.grad for t in mba.tables]
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_target_attention_masks_and_empty_history():
+    torch.manual_seed(0)
+    ta = TargetAttention(dim=4)
+    q, k, v = torch.randn(2, 4), torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    mask = torch.tensor([[True, True, False], [False, False, False]])
+    out = ta(q, k, v, mask)
+    assert torch.isfinite(out).all()
+    assert torch.equal(out[1], torch.zeros(4))  # no history -> zero vector
+    v2 = v.clone()
+    v2[0, 2] = 100.0  # a padded position must not matter
+    assert torch.allclose(ta(q, k, v2, mask), out)
+
+
+def _batch(b=6, n=4, levels=3, content_dim=7, n_ids=20, n_cats=3):
+    g = torch.Generator().manual_seed(0)
+    return {
+        "cand_id": torch.randint(1, n_ids, (b,), generator=g), "hist_id": torch.randint(0, n_ids, (b, n), generator=g),
+        "hist_mask": torch.rand(b, n, generator=g) > 0.3, "cand_cat": torch.randint(0, n_cats + 1, (b,), generator=g),
+        "hist_cat": torch.randint(0, n_cats + 1, (b, n), generator=g), "dense": torch.randn(b, len(DENSE_FEATURES), generator=g),
+        "click": torch.tensor([1.0, 0, 0, 1, 0, 0]), "conversion": torch.tensor([1.0, -1, 0, 0, -1, 0]),
+        "cand_content": torch.randn(b, content_dim, generator=g), "hist_content": torch.randn(b, n, content_dim, generator=g),
+        "cand_sid": torch.randint(-1, 8, (b, levels), generator=g), "hist_sid": torch.randint(-1, 8, (b, n, levels), generator=g),
+    }
+
+
+@pytest.mark.parametrize("variant", [v for v, s in VARIANTS.items() if s.neural])
+def test_every_neural_variant_trains_with_the_same_code(variant):
+    spec = VARIANTS[variant]
+    cfg = RankerConfig(variant=variant, n_ids=20, n_categories=3, dense_dim=len(DENSE_FEATURES), content_dim=7,
+                       levels=3, codebook_size=8, id_dim=8, attn_dim=8, mba_hidden=8, dnn_hidden=[16])
+    model = Ranker(cfg)
+    assert (model.mba is not None) == spec.mba
+    assert model.attention.blocks == [b for b in ("modal", "modal2behav", "behav2modal", "behavior") if b in spec.blocks]
+    losses = ranker_losses(model, _batch(), ctcvr_weight=1.0)
+    assert torch.isfinite(losses["loss"]) and losses["ctcvr_loss"] > 0
+    losses["loss"].backward()
+    assert model.item_id.weight.grad.abs().sum() > 0
+    assert VARIANTS["saviorrec_no_bidir"].blocks == ("modal", "behavior")
+
+
+def test_variant_without_its_inputs_is_refused():
+    with pytest.raises(ValueError, match="needs item vectors"):
+        Ranker(RankerConfig(variant="saviorrec", n_ids=5, n_categories=1, dense_dim=3))
+    with pytest.raises(ValueError, match="not a neural ranker"):
+        Ranker(RankerConfig(variant="heuristic", n_ids=5, n_categories=1, dense_dim=3))
+
+
+def _eval_window(root):
+    params, ws = open_workspace(root)
+    train_end, eval_end = ws.split()
+    history = read_events(ws.path("events"), end=train_end)
+    events = read_events(ws.path("events"), start=train_end, end=eval_end)
+    return params, ws, history, events
+
+
+def test_train_and_score_saviorrec(trained_saviorrec):
+    params, ws, history, events = _eval_window(trained_saviorrec)
+    meta = json.loads((ws.path("ranker") / "config.json").read_text())
+    assert meta["variant"] == "saviorrec" and meta["trained_until"] == str(ws.split()[0])
+    assert meta["has_conversion"] is True
+    assert (ws.path("plots") / "ranker_training.csv").is_file()
+    items = read_items(ws.path("items"))
+    preds = score_events(ws, events, history, items)
+    assert sorted(preds["event_id"]) == sorted(events["event_id"])
+    assert preds["p_ctr"].between(0, 1).all() and (preds["p_ctcvr"] <= preds["p_ctr"] + 1e-9).all()
+    again = score_events(ws, events, history, items)
+    pd.testing.assert_frame_equal(preds, again)
+
+
+def test_scoring_bad_input_unknown_items_new_users_nan_vectors(trained_saviorrec, tmp_path):
+    root = copy_tree(trained_saviorrec, tmp_path / "ws")
+    params, ws, history, events = _eval_window(root)
+    items = read_items(ws.path("items"))
+    # NaN features: break some vectors of the z table
+    emb = read_parquet(ws.path("embeddings"))
+    emb.loc[:5, "vector"] = pd.Series([np.full(len(emb["vector"].iloc[0]), np.nan, np.float32)] * 6).to_numpy()
+    write_parquet(emb, ws.path("embeddings"))
+    events = events.head(50).copy()
+    events.loc[events.index[:5], "user_id"] = 10**9 + np.arange(5)  # users never seen: no history
+    history = history.copy()
+    history.loc[history.index[:20], "item_id"] = 10**9 + 7            # history items unknown to the catalog
+    extra = events.iloc[:1].copy()
+    extra["event_id"] = 10**12
+    extra["item_id"] = 10**9 + 8                                       # candidate unknown to the catalog
+    events = pd.concat([events, extra], ignore_index=True)
+    preds = score_events(ws, events, history, items)
+    assert len(preds) == len(events) and np.isfinite(preds[["p_ctr", "p_ctcvr"]].to_numpy()).all()
+    # no history at all works too
+    assert len(score_events(ws, events, None, items)) == len(events)
+
+
+def test_warm_start_trains_the_new_day_only_and_keeps_rows(ranker_upstream, tmp_path):
+    root = copy_tree(ranker_upstream, tmp_path / "ws")
+    params, ws = open_workspace(root)
+    days = ws.data_days()
+    first = {"ranker.variant": "saviorrec", "split.train_end": str(days[-3]), "split.eval_end": str(days[-1])}
+    p1, ws1 = open_workspace(root, first)
+    train_ranker.run(p1, ws1)
+    old_module, old_meta, old_vocab = load_ranker(ws1.path("ranker"))
+    p2, ws2 = open_workspace(root, {**first, "split.train_end": str(days[-2]), "ranker.warm_start": True})
+    # the grown vocabulary keeps each known item's row
+    from saviorrec.data.samples import SampleBuilder
+
+    items = read_items(ws.path("items"))
+    vocab = IdVocab(items["item_id"])
+    fresh = RankerModule({**old_meta["model"], "n_ids": len(vocab)}, lr=0.001)
+    assert warm_start_state(fresh, ws1.path("ranker"), old_meta, vocab,
+                            SampleBuilder(items, 2).cat_vocab) > 0
+    some = old_vocab.item_ids[:5]
+    assert torch.equal(fresh.model.item_id.weight[vocab.rows(some)], old_module.model.item_id.weight[old_vocab.rows(some)])
+    summary = train_ranker.run(p2, ws2)
+    assert summary["warm_start"] is True and summary["train_days"] == [str(days[-3])]
+    # nothing new to train: kept as is
+    assert train_ranker.run(p2, ws2)["new_days"] == 0
+
+
+def test_mba_rows_follow_codes_across_a_codebook_refresh(trained_saviorrec, tmp_path):
+    root = copy_tree(trained_saviorrec, tmp_path / "ws")
+    params, ws = open_workspace(root)
+    items = read_items(ws.path("items"))
+    before = Scorer(ws, items)
+    sids = read_parquet(ws.path("sids"))
+    changed = sids.index[::2]
+    sids.loc[changed, "c1"] = (sids.loc[changed, "c1"] + 1) % params.codebook.codebook_size
+    write_parquet(sids, ws.path("sids"))
+    after = Scorer(ws, items)
+    model = before.module.model
+
+    def modal(scorer, ids):
+        rows = scorer.features.rows(ids)
+        with torch.no_grad():
+            return model.modal(torch.from_numpy(scorer.features.content[rows]), torch.from_numpy(scorer.features.sid[rows]))
+
+    kept = sids.drop(index=changed)["item_id"].to_numpy()[:10]
+    moved = sids.loc[changed, "item_id"].to_numpy()[:10]
+    assert torch.equal(modal(before, kept), modal(after, kept))
+    assert not torch.equal(modal(before, moved), modal(after, moved))
+
+
+def test_heuristic_variant(ranker_upstream, tmp_path):
+    root = copy_tree(ranker_upstream, tmp_path / "ws")
+    params, ws = open_workspace(root, {"ranker.variant": "heuristic"})
+    summary = train_ranker.run(params, ws)
+    assert summary["variant"] == "heuristic" and not (ws.path("ranker") / "model.ckpt").exists()
+    _, _, history, events = _eval_window(root)
+    preds = score_events(ws, events, history, read_items(ws.path("items")))
+    assert preds["p_ctr"].between(0, 1).all() and preds["p_ctr"].nunique() > 10

@@ -1,0 +1,235 @@
+"""Model registry on the local-directory backend: publish, promote, rollback, faults, races."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from registry_fakes import fake_model_workspace, ranker_tag
+
+from saviorrec.config import load_params
+from saviorrec.storage.artifacts import LocalStore, StorageError
+from saviorrec.storage.bundle import BundleError
+from saviorrec.storage.registry import Registry, RegistryConflict, RegistryError, open_registry
+
+
+@pytest.fixture
+def registry(tmp_path):
+    return Registry(LocalStore(tmp_path / "registry"), "saviorrec", tmp_path / "cache")
+
+
+class FailingStore(LocalStore):
+    """Raises after ``fail_after`` file uploads, as a crash or a dropped connection would."""
+
+    def __init__(self, root, fail_after: int):
+        super().__init__(root)
+        self.remaining = fail_after
+
+    def put_file(self, local, key):
+        if self.remaining == 0:
+            raise StorageError(f"injected failure uploading {key}")
+        self.remaining -= 1
+        super().put_file(local, key)
+
+
+def test_publish_promote_and_load(tmp_path, registry):
+    ws = fake_model_workspace(tmp_path / "ws", "A")
+    version = registry.publish(ws)
+    assert version == "v1"
+    assert registry.production() is None  # publishing alone does not promote
+    assert registry.production_workspace() is None
+
+    pointer = registry.promote(version)
+    assert pointer["version"] == "v1" and pointer["previous"] is None
+    model_ws = registry.production_workspace()
+    assert ranker_tag(model_ws) == "A"
+    # The bundle mirrors the workspace layout and carries its own resolved params.
+    assert model_ws.params.paths == ws.params.paths
+    assert model_ws.params.ranker == ws.params.ranker
+    manifest = json.loads((model_ws.root / "manifest.json").read_text())
+    assert "artifacts/encoder/model.pt" in manifest["files"] and "params.yaml" in manifest["files"]
+    lineage = json.loads((model_ws.root / "lineage.json").read_text())
+    assert lineage["preset"] == "tiny" and "commit" in lineage["git"]
+    shown = registry.show("v1")
+    assert shown["production"] and shown["metrics"]["ranker"]["tag"] == "A"
+    assert [row["version"] for row in registry.list()] == ["v1"]
+
+
+def test_resolved_params_reload_keeps_overrides(tmp_path, registry):
+    """An override on top of the preset survives the trip through the bundle's params.yaml."""
+    from pipelines._common import Workspace
+
+    ws = fake_model_workspace(tmp_path / "ws", "A")
+    ws = Workspace(ws.root, load_params(ws.root / "params.yaml", overrides={"ranker.epochs": 7}))
+    registry.promote(registry.publish(ws))
+    assert registry.production_workspace().params.ranker.epochs == 7
+
+
+def test_rollback(tmp_path, registry):
+    for tag in ("A", "B", "C"):
+        registry.promote(registry.publish(fake_model_workspace(tmp_path / tag, tag)))
+    assert ranker_tag(registry.production_workspace()) == "C"
+    assert registry.rollback()["version"] == "v2"
+    assert ranker_tag(registry.production_workspace()) == "B"
+    assert registry.rollback()["version"] == "v1"
+    with pytest.raises(RegistryError, match="nothing to roll back to"):
+        registry.rollback()
+    assert ranker_tag(registry.production_workspace()) == "A"
+
+
+def test_failure_mid_upload_keeps_production(tmp_path, registry):
+    registry.promote(registry.publish(fake_model_workspace(tmp_path / "A", "A")))
+    broken = Registry(FailingStore(registry.store.root, fail_after=3), "saviorrec", tmp_path / "cache")
+    with pytest.raises(StorageError, match="injected failure"):
+        broken.publish(fake_model_workspace(tmp_path / "B", "B"))
+    assert registry.production()["version"] == "v1"
+    assert ranker_tag(registry.production_workspace()) == "A"
+    assert all(row["complete"] for row in registry.list())  # the partial upload was removed
+
+
+def test_incomplete_or_corrupt_version_is_never_promoted(tmp_path, registry):
+    registry.promote(registry.publish(fake_model_workspace(tmp_path / "A", "A")))
+    v2 = registry.publish(fake_model_workspace(tmp_path / "B", "B"))
+    # Simulate a crash before the manifest: the version exists but is incomplete.
+    (registry.store.root / "models/saviorrec" / v2 / "manifest.json").unlink()
+    with pytest.raises(RegistryError, match="incomplete"):
+        registry.promote(v2)
+    v3 = registry.publish(fake_model_workspace(tmp_path / "C", "C"))
+    (registry.store.root / "models/saviorrec" / v3 / "artifacts/ranker/model.ckpt").write_text("bit rot")
+    with pytest.raises(RegistryError, match="corrupt: artifacts/ranker/model.ckpt"):
+        registry.promote(v3)
+    assert ranker_tag(registry.production_workspace()) == "A"
+
+
+def test_concurrent_promotions_one_wins(tmp_path, registry):
+    registry.promote(registry.publish(fake_model_workspace(tmp_path / "A", "A")))
+    candidates = [registry.publish(fake_model_workspace(tmp_path / t, t)) for t in ("B", "C")]
+    outcomes = race_promotions(registry, candidates)
+    winners = [v for v, result in outcomes.items() if result == "ok"]
+    assert len(winners) == 1, outcomes
+    assert all(isinstance(r, RegistryConflict) for r in outcomes.values() if r != "ok")
+    pointer = registry.production()
+    assert pointer["version"] == winners[0] and pointer["previous"] == "v1"
+    assert ranker_tag(registry.production_workspace()) == {"v2": "B", "v3": "C"}[winners[0]]
+
+
+def race_promotions(registry, versions) -> dict:
+    """Promote each version from its own thread, all reading the same pointer before writing."""
+    barrier = threading.Barrier(len(versions))
+    original = registry.store.read_versioned
+    outcomes: dict = {}
+
+    waited = threading.local()
+
+    def read_then_wait(key):
+        result = original(key)
+        if key.endswith("production.json") and not getattr(waited, "done", False):
+            waited.done = True
+            barrier.wait(timeout=10)  # every thread has read the old pointer: a true race
+        return result
+
+    registry.store.read_versioned = read_then_wait
+
+    def promote(version):
+        try:
+            registry.promote(version)
+            outcomes[version] = "ok"
+        except RegistryError as err:
+            outcomes[version] = err
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in versions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    registry.store.read_versioned = original
+    return outcomes
+
+
+def test_concurrent_publishes_get_distinct_versions(tmp_path, registry):
+    workspaces = [fake_model_workspace(tmp_path / t, t) for t in "ABCD"]
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda w=w: results.append(registry.publish(w))) for w in workspaces]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(results) == ["v1", "v2", "v3", "v4"]
+    for version in results:
+        registry.verify(version)
+
+
+def test_missing_artifact_is_named(tmp_path, registry):
+    ws = fake_model_workspace(tmp_path / "ws", "A")
+    (ws.path("sids")).unlink()
+    with pytest.raises(BundleError, match="missing sids"):
+        registry.publish(ws)
+    assert registry.versions() == []
+
+
+def test_open_registry_resolves_relative_uri(tmp_path):
+    ws = fake_model_workspace(tmp_path / "ws", "A")
+    registry = open_registry(ws.params, root=ws.root)
+    assert registry.store.root == ws.root / "registry"
+
+
+def test_promote_stage_refuses_without_passing_gates(tmp_path):
+    from pipelines import promote
+    from pipelines._common import StageError
+
+    ws = fake_model_workspace(tmp_path / "ws", "A")
+    ws.gate_file("validate_sids").write_text(json.dumps({
+        "gate": "validate_sids", "passed": False,
+        "critical_failures": [{"expectation": "max_raw_collision_rate", "observed": 0.2, "message": "x"}]}))
+    ws.gate_file("validate_model").unlink()
+    with pytest.raises(StageError) as err:
+        promote.run(ws.params, ws)
+    assert "validate_sids: failed (max_raw_collision_rate)" in str(err.value)
+    assert "validate_model: no verdict" in str(err.value)
+    assert not (ws.root / "registry").exists()
+
+
+def test_promote_stage_publishes_and_promotes(tmp_path):
+    from pipelines import promote
+
+    ws = fake_model_workspace(tmp_path / "ws", "A")
+    first = promote.run(ws.params, ws)
+    assert first["production"] == "v1" and first["previous"] is None
+    second = promote.run(ws.params, ws)
+    assert second["production"] == "v2" and second["previous"] == "v1"
+    assert json.loads(promote.receipt_path(ws).read_text())["version"] == "v2"
+
+    no_promote = load_params(ws.root / "params.yaml", overrides={"registry.promote": False})
+    third = promote.run(no_promote, type(ws)(ws.root, no_promote))
+    assert third["version"] == "v3" and third["production"] == "v2"
+
+
+def test_registry_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from saviorrec.cli import app
+
+    for tag in ("A", "B"):
+        ws = fake_model_workspace(tmp_path / tag, tag, {"registry.uri": str(tmp_path / "shared-registry")})
+        Registry(LocalStore(tmp_path / "shared-registry"), "saviorrec", tmp_path / "cache").publish(ws)
+    params = ["--params", str(ws.root / "params.yaml")]
+    runner = CliRunner()
+
+    listed = runner.invoke(app, ["registry", "list", *params])
+    assert listed.exit_code == 0 and "v1" in listed.output and "*" not in listed.output
+    assert runner.invoke(app, ["registry", "promote", "v1", *params]).exit_code == 0
+    promoted = runner.invoke(app, ["registry", "promote", "latest", *params])
+    assert promoted.exit_code == 0 and json.loads(promoted.output)["previous"] == "v1"
+    shown = json.loads(runner.invoke(app, ["registry", "show", "production", *params]).output)
+    assert shown["version"] == "v2" and shown["metrics"]["ranker"]["tag"] == "B"
+    rolled = runner.invoke(app, ["registry", "rollback", *params])
+    assert rolled.exit_code == 0 and json.loads(rolled.output)["version"] == "v1"
+    assert "* v1" in runner.invoke(app, ["registry", "list", *params]).output
+
+    missing = runner.invoke(app, ["registry", "promote", "v9", *params])
+    assert missing.exit_code == 1 and "v9 is unknown" in missing.output
+
+    summary = runner.invoke(app, ["registry", "summary", *params])
+    assert summary.exit_code == 0 and "production model : saviorrec v1" in summary.output
+    assert "metrics/ranker.json" in summary.output and "reports/gates/validate_model.json" in summary.output
