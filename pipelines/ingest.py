@@ -115,6 +115,7 @@ def run(params: Params, ws: Workspace, source: str | None = None, path: str | No
 
     for name, final in (("events", events), ("items", items), ("images", images)):
         _swap_in(staged[name], final)
+    images.mkdir(parents=True, exist_ok=True)  # a declared DVC output even for sources without images
 
     days = io.list_days(events)
     n_rows = io.count_events(events)

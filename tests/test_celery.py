@@ -95,7 +95,7 @@ def celery_servers(tmp_path_factory, redis_url, postgres_url):
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres_url,
         "AIRFLOW__CELERY__BROKER_URL": redis_url,
-        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + postgres_url.replace("+psycopg2", ""),
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + postgres_url,  # keep +psycopg2: no psycopg 3 here
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
     }

@@ -49,7 +49,6 @@ def test_dag_graph(dag):
 
 def test_dag_schedule_queues_and_retries(dag, base):
     from airflow.sdk import CronDataIntervalTimetable
-
     from airflow.serialization.encoders import coerce_to_core_timetable
 
     assert isinstance(dag.timetable, CronDataIntervalTimetable)

@@ -94,7 +94,8 @@ def bucket_metrics(df: pd.DataFrame, min_positives: int = 1) -> dict[str, Any]:
         out["ctcvr_positives"] = int(y.sum())
         out.update(_block(sub, "ctcvr", y, sub["p_ctcvr"].to_numpy(float), oracle, min_positives))
     else:
-        out.update({"ctcvr_auc": None, "ctcvr_auc_undefined": "no conversion labels", "ctcvr_gauc": None,
+        reason = "no impressions" if len(df) == 0 else "no conversion labels"
+        out.update({"ctcvr_auc": None, "ctcvr_auc_undefined": reason, "ctcvr_gauc": None,
                     "ctcvr_logloss": None, "ctcvr_positives": 0})
     return out
 

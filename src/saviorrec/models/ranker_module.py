@@ -37,7 +37,7 @@ class RankerModule(L.LightningModule):
         self.save_hyperparameters()
         self.model = Ranker(RankerConfig(**config))
         self.curve: list[dict] = []  # per-epoch mean losses (the training-curve plot)
-        self._sums: dict[str, float] = {}
+        self._sums: dict[str, torch.Tensor] = {}  # on the training device: no host sync per step
         self._count = 0
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,7 +47,7 @@ class RankerModule(L.LightningModule):
         losses = ranker_losses(self.model, batch, self.hparams.ctcvr_weight)
         n = len(batch["click"])
         for name, value in losses.items():
-            self._sums[name] = self._sums.get(name, 0.0) + float(value.detach()) * n
+            self._sums[name] = self._sums.get(name, 0.0) + value.detach() * n
         self._count += n
         self.log("train_loss", losses["loss"], prog_bar=True, batch_size=n)
         return losses["loss"]
@@ -55,7 +55,7 @@ class RankerModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         if self._count:
             self.curve.append({"epoch": len(self.curve), "samples": self._count,
-                               **{k: v / self._count for k, v in self._sums.items()}})
+                               **{k: float(v) / self._count for k, v in self._sums.items()}})
         self._sums, self._count = {}, 0
 
     def configure_optimizers(self):
