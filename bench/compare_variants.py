@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipelines._common import Workspace  # noqa: E402
-from saviorrec.config import load_params  # noqa: E402
+from saviorrec.config import load_params, pin_overrides  # noqa: E402
 from saviorrec.metrics.ranking import BUCKETS  # noqa: E402
 
 UPSTREAM = ["ingest", "train_encoder", "build_codebook"]
@@ -40,13 +40,7 @@ def make_workspace(root: Path, preset: str, overrides: dict) -> Path:
     """A workspace folder whose params.yaml is the repository's with ``preset`` and ``overrides`` applied."""
     root.mkdir(parents=True, exist_ok=True)
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["preset"] = preset
-    for dotted, value in overrides.items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+    raw = pin_overrides(raw, {"preset": preset, **overrides})
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     return root
 

@@ -7,9 +7,10 @@ import datetime as dt
 import json
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from saviorrec.config import Params, ParamsError, load_params
 from saviorrec.data import io

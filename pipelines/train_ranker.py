@@ -3,6 +3,7 @@
 Writes ``paths.ranker`` (checkpoint + config.json + ID vocabulary) and the training curve
 ``plots/ranker_training.csv``. With ``ranker.warm_start: true`` it continues from the previous
 ranker (``--previous DIR``, default: the workspace's own ``paths.ranker``) on the new days only.
+``--ckpt-path`` resumes an interrupted fit from its last epoch checkpoint (Airflow retries pass it).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from saviorrec.config import Params
 from saviorrec.models.ranker_training import train_ranker
 
 
-def run(params: Params, ws: Workspace, previous: str | Path | None = None, **_: object) -> dict:
-    summary = train_ranker(params, ws, previous_dir=Path(previous) if previous else None)
+def run(params: Params, ws: Workspace, previous: str | Path | None = None,
+        ckpt_path: str | Path | None = None, **_: object) -> dict:
+    summary = train_ranker(params, ws, previous_dir=Path(previous) if previous else None, ckpt_path=ckpt_path)
     curve = summary.pop("curve", None)
     if curve:
         plots = ws.path("plots")
@@ -29,6 +31,7 @@ def run(params: Params, ws: Workspace, previous: str | Path | None = None, **_: 
 
 def _arguments(parser) -> None:
     parser.add_argument("--previous", default=None, help="previous ranker directory to warm-start from")
+    parser.add_argument("--ckpt-path", default=None, help="resume from this Lightning checkpoint (a retried run)")
 
 
 def main(argv: list[str] | None = None) -> None:

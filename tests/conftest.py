@@ -25,14 +25,10 @@ pytest_plugins = ["s3_server"]  # local S3 endpoint fixtures (moto server on 127
 def make_workspace(root: Path, overrides: dict | None = None, preset: str = "tiny") -> Path:
     """A fresh workspace folder with params.yaml (preset applied via the `preset` key)."""
     root.mkdir(parents=True, exist_ok=True)
+    from saviorrec.config import pin_overrides
+
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["preset"] = preset
-    for dotted, value in (overrides or {}).items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+    raw = pin_overrides(raw, {"preset": preset, **(overrides or {})})
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     return root
 

@@ -180,3 +180,27 @@ def test_heuristic_variant(ranker_upstream, tmp_path):
     _, _, history, events = _eval_window(root)
     preds = score_events(ws, events, history, read_items(ws.path("items")))
     assert preds["p_ctr"].between(0, 1).all() and preds["p_ctr"].nunique() > 10
+
+
+def test_retried_training_resumes_from_the_last_epoch_checkpoint(ranker_upstream, tmp_path):
+    """An interrupted fit (last.ckpt after epoch 1 of 2) continues at epoch 2, not from scratch."""
+    import shutil
+
+    root = copy_tree(ranker_upstream, tmp_path / "ws")
+    params, ws = open_workspace(root, {"ranker.variant": "saviorrec", "ranker.epochs": 1})
+    train_ranker.run(params, ws)
+    assert not (ws.path("ranker") / "checkpoints").exists()  # a finished fit leaves no checkpoints
+    # what a crash after epoch 1 of 2 leaves behind: Lightning's last.ckpt
+    checkpoints = ws.path("ranker") / "checkpoints"
+    checkpoints.mkdir()
+    shutil.copy(ws.path("ranker") / "model.ckpt", checkpoints / "last.ckpt")
+
+    params2, ws2 = open_workspace(root, {"ranker.variant": "saviorrec", "ranker.epochs": 2})
+    summary = train_ranker.run(params2, ws2, ckpt_path=checkpoints / "last.ckpt")
+    assert summary["resumed_from"] == str(checkpoints / "last.ckpt")
+    assert pd.read_csv(ws2.path("plots") / "ranker_training.csv")["epoch"].tolist() == [1]  # only the missing epoch ran
+    assert torch.load(ws2.path("ranker") / "model.ckpt", weights_only=False)["epoch"] == 2
+    assert not checkpoints.exists()
+
+    with pytest.raises(FileNotFoundError, match="checkpoint to resume from"):
+        train_ranker.run(params2, ws2, ckpt_path=tmp_path / "missing.ckpt")

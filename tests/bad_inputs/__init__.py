@@ -35,13 +35,9 @@ def open_ws(root: Path):
 
 
 def set_params(root: Path, **dotted) -> None:
-    raw = yaml.safe_load((root / "params.yaml").read_text())
-    for key, value in dotted.items():
-        node = raw
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+    from saviorrec.config import pin_overrides
+
+    raw = pin_overrides(yaml.safe_load((root / "params.yaml").read_text()), dotted)
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 

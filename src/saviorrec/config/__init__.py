@@ -8,7 +8,14 @@
 before validation, so `preset: tiny` shrinks every stage at once.
 """
 
-from saviorrec.config.loader import ParamsError, apply_overrides, deep_merge, load_params, resolve_raw
+from saviorrec.config.loader import (
+    ParamsError,
+    apply_overrides,
+    deep_merge,
+    load_params,
+    pin_overrides,
+    resolve_raw,
+)
 from saviorrec.config.model import Params
 
-__all__ = ["Params", "ParamsError", "apply_overrides", "deep_merge", "load_params", "resolve_raw"]
+__all__ = ["Params", "ParamsError", "apply_overrides", "deep_merge", "load_params", "pin_overrides", "resolve_raw"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -40,6 +41,21 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None)
             node = child
         node[leaf] = value
     return result
+
+
+def pin_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Write overrides into a params file's raw dict so that loading it gives them back.
+
+    The preset overlay is merged over the base values on load, so an override goes into the
+    base values AND into the selected preset's overlay (``preset`` itself only at the top).
+    Used to materialise a workspace's params.yaml (tests, benches, Airflow run folders).
+    """
+    pinned = apply_overrides(raw, overrides)
+    preset = pinned.get("preset", "default")
+    overlay = {k: v for k, v in (overrides or {}).items() if k != "preset"}
+    presets = pinned.setdefault("presets", {})
+    presets[preset] = apply_overrides(presets.get(preset) or {}, overlay)
+    return pinned
 
 
 def resolve_raw(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:

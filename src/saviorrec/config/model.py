@@ -44,7 +44,7 @@ class Split(Section):
     eval_end: dt.date | None = None
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Split":
+    def _ordered(self) -> Split:
         if self.train_end and self.eval_end and self.eval_end <= self.train_end:
             raise ValueError(f"eval_end ({self.eval_end}) must be after train_end ({self.train_end})")
         return self

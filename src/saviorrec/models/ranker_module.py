@@ -54,7 +54,7 @@ class RankerModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         if self._count:
-            self.curve.append({"epoch": len(self.curve), "samples": self._count,
+            self.curve.append({"epoch": self.current_epoch, "samples": self._count,
                                **{k: float(v) / self._count for k, v in self._sums.items()}})
         self._sums, self._count = {}, 0
 

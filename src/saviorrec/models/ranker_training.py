@@ -120,12 +120,22 @@ def warm_start_state(module: RankerModule, previous_dir: Path, meta: dict, vocab
     return loaded
 
 
-def train_ranker(params, ws, previous_dir: Path | None = None) -> dict[str, Any]:
-    """Train ``params.ranker.variant`` on days < train_end of ``ws``; write ``ws.path("ranker")``."""
+def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | Path | None = None) -> dict[str, Any]:
+    """Train ``params.ranker.variant`` on days < train_end of ``ws``; write ``ws.path("ranker")``.
+
+    Lightning saves ``<ranker>/checkpoints/last.ckpt`` after every epoch; a retried run passes it
+    as ``ckpt_path`` and continues from that epoch. A fresh run (no ``ckpt_path``) clears stale
+    checkpoints; a successful run replaces the whole folder, checkpoints included.
+    """
     rp = params.ranker
     spec = VARIANTS[rp.variant]
     train_end, _ = ws.split()
     out_dir = Path(ws.path("ranker"))
+    checkpoints = out_dir / "checkpoints"
+    if ckpt_path is None and checkpoints.exists():
+        shutil.rmtree(checkpoints)
+    elif ckpt_path is not None and not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"checkpoint to resume from not found: {ckpt_path}")
     previous_dir = Path(previous_dir) if previous_dir else out_dir
     previous = read_meta(previous_dir) if rp.warm_start else None
     if previous is not None and previous.get("variant") != rp.variant:
@@ -178,8 +188,10 @@ def train_ranker(params, ws, previous_dir: Path | None = None) -> dict[str, Any]
                 summary["warm_start_tensors"] = warm_start_state(module, previous_dir, previous, vocab, cat_vocab)
             stream = DayStream(ws.path("events"), items, features, vocab, rp.seq_len, rp.batch_size,
                                rp.heuristic_prior_strength, end=train_end, emit_from=emit_from, seed=params.seed)
-            trainer = make_trainer(rp)
-            trainer.fit(module, datamodule=RankerDataModule(stream, rp.num_workers))
+            trainer = make_trainer(rp, checkpoint_dir=checkpoints)
+            trainer.fit(module, datamodule=RankerDataModule(stream, rp.num_workers),
+                        ckpt_path=str(ckpt_path) if ckpt_path else None)
+            summary["resumed_from"] = str(ckpt_path) if ckpt_path else None
             trainer.save_checkpoint(staging / "model.ckpt")
             np.save(staging / "id_vocab.npy", vocab.item_ids)
             meta["model"] = config.to_dict()
@@ -196,9 +208,16 @@ def train_ranker(params, ws, previous_dir: Path | None = None) -> dict[str, Any]
     return summary
 
 
-def make_trainer(rp, max_epochs: int | None = None) -> L.Trainer:
+def make_trainer(rp, max_epochs: int | None = None, checkpoint_dir: Path | None = None) -> L.Trainer:
+    """A quiet Trainer; with ``checkpoint_dir`` it keeps ``last.ckpt`` there after every epoch."""
+    callbacks = []
+    if checkpoint_dir is not None:
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0, every_n_epochs=1))
     return L.Trainer(max_epochs=max_epochs or rp.epochs, accelerator=rp.accelerator, devices=1, logger=False,
-                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+                     enable_checkpointing=bool(callbacks), callbacks=callbacks, enable_progress_bar=False,
+                     enable_model_summary=False)
 
 
 def load_ranker(ranker_dir: str | Path) -> tuple[RankerModule | None, dict[str, Any], IdVocab | None]:

@@ -19,8 +19,7 @@ from typing import Any
 
 import yaml
 
-from saviorrec.config import Params, load_params, resolve_raw
-from saviorrec.config.loader import apply_overrides
+from saviorrec.config import Params, load_params, pin_overrides, resolve_raw
 from saviorrec.orchestration.form import RunForm, form_overrides
 
 REPO = Path(__file__).resolve().parents[3]
@@ -148,12 +147,8 @@ def prepare_run_workspace(
     overrides["airflow.data_root"] = _absolute(merged["airflow"]["data_root"], base_dir)
     overrides["paths.text_cache"] = str(runs_root(base, base_dir) / ".cache" / "text_features")
 
-    # The run's file keeps the preset name; the overrides go into the base values and into the
-    # preset's overlay, so loading the file (overlay merged last) gives the overridden values.
-    resolved = apply_overrides(raw, overrides)
-    preset = resolved["preset"]
-    overlay_overrides = {k: v for k, v in overrides.items() if k != "preset"}
-    resolved["presets"][preset] = apply_overrides(resolved["presets"].get(preset) or {}, overlay_overrides)
+    # The run's file keeps the preset name; loading it gives the overridden values back.
+    resolved = pin_overrides(raw, overrides)
     params_text = yaml.safe_dump(resolved, sort_keys=False)
     root.mkdir(parents=True, exist_ok=True)
     reset_folder(root)
