@@ -25,3 +25,9 @@ def production_workspace(params, ws, workdir: str | None = None):
     except Exception as err:  # noqa: BLE001 - an unreachable registry must not hide the other checks
         return None, f"the registry could not be read: {err}"
     return prod, (None if prod is not None else "no production model in the registry yet")
+
+
+def add_production_argument(parser) -> None:
+    """``--production-workdir``: the gates' way to compare with a bundle folder instead of the registry."""
+    parser.add_argument("--production-workdir", default=None,
+                        help="compare with this bundle folder instead of the registry's production model")

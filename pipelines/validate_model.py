@@ -14,7 +14,7 @@ from __future__ import annotations
 from data_checks import model as model_suite
 from data_checks.config import load_checks
 from data_checks.gate import run_gate
-from data_checks.production import production_workspace
+from data_checks.production import add_production_argument, production_workspace
 from pipelines._common import StageError, Workspace, run_stage
 from saviorrec.config import Params
 from saviorrec.data.io import list_days, read_events, read_items, read_parquet
@@ -62,13 +62,8 @@ def run(params: Params, ws: Workspace, production_workdir: str | None = None) ->
     return {k: payload[k] for k in ("gate", "passed", "data_docs", "run", "warnings")}
 
 
-def _arguments(parser) -> None:
-    parser.add_argument("--production-workdir", default=None,
-                        help="compare with this bundle folder instead of the registry's production model")
-
-
 def main(argv=None) -> None:
-    run_stage(run, __doc__, add_arguments=_arguments, argv=argv)
+    run_stage(run, __doc__, add_arguments=add_production_argument, argv=argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from data_checks import items as item_suite
 from data_checks import sids as sid_suite
 from data_checks.config import load_checks
 from data_checks.gate import run_gate
-from data_checks.production import production_workspace
+from data_checks.production import add_production_argument, production_workspace
 from pipelines._common import Workspace, run_stage
 from saviorrec.config import Params
 from saviorrec.data import io
@@ -49,13 +49,8 @@ def run(params: Params, ws: Workspace, production_workdir: str | None = None) ->
     return {k: payload[k] for k in ("gate", "passed", "data_docs", "run", "warnings")}
 
 
-def _arguments(parser) -> None:
-    parser.add_argument("--production-workdir", default=None,
-                        help="compare with this bundle folder instead of the registry's production model")
-
-
 def main(argv=None) -> None:
-    run_stage(run, __doc__, add_arguments=_arguments, argv=argv)
+    run_stage(run, __doc__, add_arguments=add_production_argument, argv=argv)
 
 
 if __name__ == "__main__":
