@@ -13,12 +13,21 @@ codebook (plain MiniLM, the `sid_ids` baseline) is trained without the contrasti
 is the "no behavior" reference. A warm start (previous model, same shape, codebook.full_rebuild
 false) trains warm_start_epochs at warm_start_lr, and known items keep their previous codes
 while those quantize them within (1 + sticky_margin) of the best codes.
+
+Lightning keeps ``<codebook>/checkpoints/<space>/last.ckpt`` after every epoch of each space
+(behavior, generic). A retried run passes one of them as ``ckpt_path`` (``--ckpt-path``): each
+space resumes from its own last.ckpt when there is one (no k-means init over it). A fresh run
+clears stale checkpoints; the outputs are staged and replace the codebook folder as a whole
+only when both spaces succeeded (checkpoints included), so a failure leaves the previous
+codebook, the warm-start source, untouched.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -83,8 +92,14 @@ def mined_pairs(params: Params, ws: Workspace) -> pd.DataFrame:
 
 
 def build_space(x: np.ndarray, item_ids: np.ndarray, params: Params, directory: Path, seed: int,
-                pairs, contrastive: bool, holdout: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
-    """Fit (or warm-start) one codebook on x, assign SIDs, save the model + snapshot, report."""
+                pairs, contrastive: bool, holdout: pd.DataFrame | None = None, out_dir: Path | None = None,
+                checkpoint_dir: Path | None = None, resume: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Fit (or warm-start from ``directory``) one codebook on x, assign SIDs, save the model +
+    snapshot to ``out_dir`` (default ``directory``), report. ``resume`` continues from
+    ``checkpoint_dir/last.ckpt`` when an interrupted run left one."""
+    out_dir = directory if out_dir is None else out_dir
+    last = checkpoint_dir / "last.ckpt" if resume and checkpoint_dir is not None else None
+    ckpt_path = last if last is not None and last.is_file() else None
     cb = params.codebook
     config = RQVAEConfig.from_params(cb, x.shape[1], **({} if contrastive else {"contrastive_weight": 0.0}))
     if len(x) < config.codebook_size:
@@ -104,7 +119,8 @@ def build_space(x: np.ndarray, item_ids: np.ndarray, params: Params, directory: 
     epochs = cb.warm_start_epochs if warm else cb.epochs
     started = time.perf_counter()
     model = fit_rqvae(x, config, epochs=epochs, batch_size=cb.batch_size, seed=seed,
-                      kmeans_iters=cb.kmeans_iters, pairs=pairs if contrastive else None, init_state=init_state)
+                      kmeans_iters=cb.kmeans_iters, pairs=pairs if contrastive else None, init_state=init_state,
+                      checkpoint_dir=checkpoint_dir, ckpt_path=ckpt_path)
     codebook = Codebook(model)
     build_seconds = time.perf_counter() - started
 
@@ -125,9 +141,9 @@ def build_space(x: np.ndarray, item_ids: np.ndarray, params: Params, directory: 
             config.codebook_size, previous)["churn_codes"]
     report.update(levels=config.levels, codebook_size=config.codebook_size, warm_started=warm, epochs=epochs,
                   dead_codes_reset=int(model.reset_count), contrastive=bool(contrastive and pairs is not None),
-                  build_seconds=round(build_seconds, 3))
-    codebook.save(directory, warm_started=warm, n_items=len(item_ids))
-    io.write_parquet(sids, directory / SNAPSHOT)
+                  build_seconds=round(build_seconds, 3), resumed_from=str(ckpt_path) if ckpt_path else None)
+    codebook.save(out_dir, warm_started=warm, n_items=len(item_ids))
+    io.write_parquet(sids, out_dir / SNAPSHOT)
     return sids, report
 
 
@@ -142,8 +158,15 @@ def encoder_hits(ws: Workspace) -> dict:
             "hit_k": k}
 
 
-def run(params: Params, ws: Workspace, **_: object) -> dict:
+def run(params: Params, ws: Workspace, ckpt_path: str | Path | None = None, **_: object) -> dict:
     started = time.perf_counter()
+    directory = Path(ws.path("codebook"))
+    checkpoints = directory / "checkpoints"
+    if ckpt_path is None and checkpoints.exists():  # a fresh run never continues a stale fit
+        shutil.rmtree(checkpoints)
+    elif ckpt_path is not None and not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"checkpoint to resume from not found: {ckpt_path}")
+    resume = ckpt_path is not None
     items = io.read_items(ws.path("items"))
     item_ids = np.sort(items["item_id"].astype("int64").unique())
     z = load_vectors(ws.path("embeddings"), item_ids, "embeddings")
@@ -153,13 +176,20 @@ def run(params: Params, ws: Workspace, **_: object) -> dict:
     if pairs is None and params.codebook.contrastive_weight > 0:
         log.warning("no behavior pairs before train_end: contrastive term off, reconstruction only")
 
-    directory = ws.path("codebook")
     holdout_path = ws.path("encoder") / "holdout_pairs.parquet"  # written by train_encoder
     holdout = io.read_parquet(holdout_path) if holdout_path.exists() else None
-    sids, behavior = build_space(z, item_ids, params, directory, params.seed + 3, pairs, contrastive=True,
-                                 holdout=holdout)
-    sids_generic, generic = build_space(text, item_ids, params, directory / "generic", params.seed + 4, None,
-                                        contrastive=False, holdout=holdout)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory.parent) as tmp:
+        staging = Path(tmp) / directory.name
+        sids, behavior = build_space(z, item_ids, params, directory, params.seed + 3, pairs, contrastive=True,
+                                     holdout=holdout, out_dir=staging, checkpoint_dir=checkpoints / "behavior",
+                                     resume=resume)
+        sids_generic, generic = build_space(text, item_ids, params, directory / "generic", params.seed + 4, None,
+                                            contrastive=False, holdout=holdout, out_dir=staging / "generic",
+                                            checkpoint_dir=checkpoints / "generic", resume=resume)
+        if directory.exists():
+            shutil.rmtree(directory)
+        shutil.move(str(staging), directory)
     io.write_parquet(sids, ws.path("sids"))
     io.write_parquet(sids_generic, ws.path("sids_generic"))
 
@@ -169,8 +199,12 @@ def run(params: Params, ws: Workspace, **_: object) -> dict:
     return summary
 
 
+def _arguments(parser) -> None:
+    parser.add_argument("--ckpt-path", default=None, help="resume from this Lightning checkpoint (a retried run)")
+
+
 def main(argv: list[str] | None = None) -> None:
-    run_stage(run, __doc__, argv=argv)
+    run_stage(run, __doc__, add_arguments=_arguments, argv=argv)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,21 @@
 Reads clicks before train_end (nothing later), the item catalog and pictures. Writes the
 plain MiniLM text features, the encoder (model.pt + config.json), z for every catalog item,
 and metrics/encoder.json (pair counts, hit@k of z vs plain MiniLM on held-out pairs, loss).
+
+A warm start (previous encoder, same architecture) trains warm_start_epochs at warm_start_lr and,
+with encoder.anchor_weight > 0, keeps every item's z near the previous encoder's z (stable SIDs).
+Lightning keeps ``<encoder>/checkpoints/last.ckpt`` after every epoch: a retried run passes it as
+``ckpt_path`` (``--ckpt-path``) and continues from that epoch; a fresh run clears stale
+checkpoints, and a successful run replaces the encoder folder as a whole (checkpoints included).
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -41,9 +50,15 @@ def _backbone_width(cfg) -> int | None:
     return int(BackboneFeatures(cfg.image_backbone)(torch.zeros(1, 3, cfg.image_size, cfg.image_size)).shape[1])
 
 
-def run(params: Params, ws: Workspace, **_: object) -> dict:
+def run(params: Params, ws: Workspace, ckpt_path: str | Path | None = None, **_: object) -> dict:
     started = time.perf_counter()
     cfg = params.encoder
+    out_dir = Path(ws.path("encoder"))
+    checkpoints = out_dir / "checkpoints"
+    if ckpt_path is None and checkpoints.exists():  # a fresh run never continues a stale fit
+        shutil.rmtree(checkpoints)
+    elif ckpt_path is not None and not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"checkpoint to resume from not found: {ckpt_path}")
     train_end, _eval_end = ws.split()
     events = io.read_events(ws.path("events"), end=train_end, columns=EVENT_COLUMNS)
     items = io.read_items(ws.path("items")).sort_values("item_id", kind="stable").reset_index(drop=True)
@@ -81,19 +96,30 @@ def run(params: Params, ws: Workspace, **_: object) -> dict:
     epochs, lr = (cfg.warm_start_epochs, cfg.warm_start_lr) if warm else (cfg.epochs, cfg.lr)
 
     features = encoder.featurize(items, ws.path("data"), text_vectors=text)
+    # what the previous encoder (its own vocabularies) gave each item: the SIDs were built on it
+    anchor = load_item_encoder(out_dir).embed(items, ws.path("data"), text_vectors=text) \
+        if warm and cfg.anchor_weight > 0 else None
     row_of = pd.Series(np.arange(len(items)), index=items["item_id"].to_numpy())
     rows = np.stack([row_of.reindex(train_pairs["trigger"]).to_numpy(), row_of.reindex(train_pairs["target"]).to_numpy()], axis=1)
     if np.isnan(rows.astype(float)).any():
         raise StageError("mined pairs reference item_ids missing from the catalog; run validate_logs")
     losses = fit_encoder(encoder, features, rows.astype(np.int64), train_pairs["weight"].to_numpy(),
-                         epochs=epochs, lr=lr, cfg=cfg, seed=params.seed)
+                         epochs=epochs, lr=lr, cfg=cfg, seed=params.seed, anchor=anchor,
+                         anchor_weight=cfg.anchor_weight, checkpoint_dir=checkpoints, ckpt_path=ckpt_path)
 
     log.info("trained %d epochs (loss %s) at %.1fs", epochs, [round(x, 3) for x in losses], time.perf_counter() - started)
-    encoder.save(ws.path("encoder"))
-    # the held-out pairs travel with the encoder so build_codebook scores hit@k on the same ones
-    io.write_parquet(holdout, ws.path("encoder") / HOLDOUT_FILE)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
+        staging = Path(tmp) / out_dir.name
+        encoder.save(staging)
+        # the held-out pairs travel with the encoder so build_codebook scores hit@k on the same ones
+        io.write_parquet(holdout, staging / HOLDOUT_FILE)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        shutil.move(str(staging), out_dir)
     # embeddings come from the saved artifact, through the same call every consumer uses
-    z = load_item_encoder(ws.path("encoder")).embed(items, ws.path("data"), text_vectors=text)
+    z = load_item_encoder(out_dir).embed(items, ws.path("data"), text_vectors=text)
+    drift = float(np.mean(np.sum((z - anchor) ** 2, axis=1))) if anchor is not None else None
     io.write_parquet(vectors_frame(items["item_id"], z), ws.path("embeddings"))
 
     k = cfg.hit_k
@@ -113,6 +139,9 @@ def run(params: Params, ws: Workspace, **_: object) -> dict:
         "epochs": epochs,
         "lr": lr,
         "warm_started": warm,
+        "anchor_weight": cfg.anchor_weight if anchor is not None else 0.0,
+        "anchor_drift": drift,  # mean ||z - previous z||^2 over the catalog (anchored warm starts)
+        "resumed_from": str(ckpt_path) if ckpt_path else None,
         "train_loss": losses[-1] if losses else None,
         "train_loss_per_epoch": losses,
         "embedding_dim": int(z.shape[1]),
@@ -123,8 +152,12 @@ def run(params: Params, ws: Workspace, **_: object) -> dict:
     return summary
 
 
+def _arguments(parser) -> None:
+    parser.add_argument("--ckpt-path", default=None, help="resume from this Lightning checkpoint (a retried run)")
+
+
 def main(argv: list[str] | None = None) -> None:
-    run_stage(run, __doc__, argv=argv)
+    run_stage(run, __doc__, add_arguments=_arguments, argv=argv)
 
 
 if __name__ == "__main__":

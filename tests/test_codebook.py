@@ -168,3 +168,86 @@ def test_embed_and_assign_new_items_without_retraining(tiny_pipeline):
         # same content as existing items -> same code tuple, only the dedup digit differs
         twins = existing.set_index("item_id").loc[items.tail(4)["item_id"], ["c1", "c2", "c3"]].to_numpy()
         assert np.array_equal(sids.tail(4)[["c1", "c2", "c3"]].to_numpy(), twins)
+
+
+# ---- daily warm rebuilds and retried runs ----------------------------------------------------
+def _workspace_with_text_cache(tiny_pipeline, copy_workspace):
+    import shutil
+
+    runner = copy_workspace(tiny_pipeline.root)
+    shutil.copytree(tiny_pipeline.ws.path("text_cache"), runner.ws.path("text_cache"))  # no re-encoding
+    return runner
+
+
+def test_warm_rebuild_keeps_sids_stable_and_full_rebuild_is_still_possible(tiny_pipeline, copy_workspace):
+    """encoder.anchor_weight + codebook.sticky_margin (params.yaml) keep churn <= 5% on a warm refresh."""
+    from pipelines import train_encoder
+    from pipelines._common import Workspace
+    from saviorrec.config import load_params
+    from saviorrec.data import io
+
+    tiny_pipeline.run("build_codebook")
+    runner = _workspace_with_text_cache(tiny_pipeline, copy_workspace)
+    assert runner.params.encoder.anchor_weight > 0 and runner.params.codebook.sticky_margin > 0
+    encoder = train_encoder.run(runner.params, runner.ws)
+    assert encoder["warm_started"] and encoder["anchor_drift"] < 0.01
+    warm, ws = _stage(runner.root)
+    assert warm["warm_started"] and warm["churn"] <= 0.05 and warm["churn"] <= warm["churn_codes_greedy"]
+    assert warm["unique_fraction"] == 1.0 and warm["generic"]["churn"] == 0.0
+
+    cold = load_params(runner.root / "params.yaml", overrides={"encoder.warm_start": False})
+    assert not train_encoder.run(cold, Workspace(runner.root, cold))["warm_started"]
+    full, ws = _stage(runner.root, **{"codebook.full_rebuild": True})
+    assert not full["warm_started"] and full["unique_fraction"] == 1.0
+    # a full rebuild is the cold build again (up to float noise of another thread count)
+    codes = ["item_id", "c1", "c2", "c3"]
+    again, first = io.read_parquet(ws.path("sids"))[codes], io.read_parquet(tiny_pipeline.ws.path("sids"))[codes]
+    assert (again.to_numpy() == first.to_numpy()).all(axis=1).mean() >= 0.95
+
+
+def test_retried_build_resumes_each_space_from_its_last_epoch_checkpoint(tiny_pipeline, copy_workspace, monkeypatch):
+    """A crash in epoch 2 keeps the previous codebook; the retry continues the fit (no k-means again)."""
+    import lightning as L
+    import torch
+
+    from pipelines import build_codebook
+    from saviorrec.data import io
+    from saviorrec.models.rqvae import RQVAE
+    from saviorrec.orchestration.resume import resume_options
+
+    class CrashInSecondEpoch(L.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            if trainer.current_epoch == 1:
+                raise RuntimeError("simulated worker loss")
+
+    tiny_pipeline.run("build_codebook")
+    runner = copy_workspace(tiny_pipeline.root)
+    directory = runner.ws.path("codebook")
+    before = (directory / "model.pt").read_bytes()
+    real_fit = build_codebook.fit_rqvae
+    monkeypatch.setattr(build_codebook, "fit_rqvae", lambda *a, **k: real_fit(*a, callbacks=[CrashInSecondEpoch()], **k))
+    with pytest.raises(RuntimeError, match="simulated"):
+        _stage(runner.root, **{"codebook.full_rebuild": True})
+    last = directory / "checkpoints" / "behavior" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["epoch"] == 0  # epoch 1 of 5 done
+    assert (directory / "model.pt").read_bytes() == before  # the previous codebook is untouched
+    monkeypatch.setattr(build_codebook, "fit_rqvae", real_fit)
+
+    inits = []
+    real_init = RQVAE.init_from_data
+    monkeypatch.setattr(RQVAE, "init_from_data", lambda self, *a: inits.append(1) or real_init(self, *a))
+    params = runner.params.model_copy(update={"codebook": runner.params.codebook.model_copy(update={"full_rebuild": True})})
+    from pipelines._common import Workspace
+
+    options = resume_options("build_codebook", build_codebook.run, Workspace(runner.root, params), try_number=2)
+    assert options == {"ckpt_path": str(last)}
+    summary = build_codebook.run(params, Workspace(runner.root, params), **options)
+    assert summary["resumed_from"] == str(last) and summary["generic"]["resumed_from"] is None
+    assert len(inits) == 1  # only the generic space (no checkpoint) was initialised
+    assert not (directory / "checkpoints").exists()  # a finished build leaves no checkpoints
+    resumed = io.read_parquet(runner.ws.path("sids"))
+    unbroken = build_codebook.run(params, Workspace(runner.root, params))  # fresh: clears, never continues
+    assert unbroken["resumed_from"] is None
+    pd.testing.assert_frame_equal(io.read_parquet(runner.ws.path("sids")), resumed)  # resumed == uninterrupted
+    with pytest.raises(FileNotFoundError, match="checkpoint to resume from"):
+        build_codebook.run(params, Workspace(runner.root, params), ckpt_path=directory / "missing.ckpt")

@@ -244,3 +244,46 @@ def test_a_torchscript_image_backbone_can_be_configured_by_path(tmp_path):
     with pytest.raises(ValueError, match="image_backbone"):
         ItemEncoder(encoder_config(SimpleNamespace(**{**vars(CFG), "image_backbone": "nope.pt"}), items, backbone_features=5)).embed(
             items, tmp_path, text_vectors=random_text(4))
+
+
+def test_retried_training_resumes_from_the_last_epoch_checkpoint(tiny_pipeline, copy_workspace, monkeypatch):
+    """A crash in epoch 2 of 2 keeps the previous encoder; the retry runs only epoch 2, like an unbroken fit."""
+    import lightning as L
+
+    import pipelines.train_encoder as stage
+    from pipelines._common import Workspace
+    from saviorrec.orchestration.resume import resume_options
+
+    class CrashInSecondEpoch(L.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            if trainer.current_epoch == 1:
+                raise RuntimeError("simulated worker loss")
+
+    tiny_pipeline.run("train_encoder")
+    runner = copy_workspace(tiny_pipeline.root)
+    shutil.copytree(tiny_pipeline.ws.path("text_cache"), runner.ws.path("text_cache"))
+    params = runner.params.model_copy(update={"encoder": runner.params.encoder.model_copy(update={"warm_start": False, "epochs": 2})})
+    ws = Workspace(runner.root, params)
+    before = (ws.path("encoder") / "model.pt").read_bytes()
+    real_fit = stage.fit_encoder
+    monkeypatch.setattr(stage, "fit_encoder", lambda *a, **k: real_fit(*a, callbacks=[CrashInSecondEpoch()], **k))
+    with pytest.raises(RuntimeError, match="simulated"):
+        stage.run(params, ws)
+    last = ws.path("encoder") / "checkpoints" / "last.ckpt"
+    crashed = torch.load(last, weights_only=False)
+    assert crashed["epoch"] == 0 and len(crashed["epoch_losses"]) == 1
+    assert (ws.path("encoder") / "model.pt").read_bytes() == before  # the previous encoder is untouched
+    monkeypatch.setattr(stage, "fit_encoder", real_fit)
+
+    options = resume_options("train_encoder", stage.run, ws, try_number=2)
+    assert options == {"ckpt_path": str(last)}
+    resumed = stage.run(params, ws, **options)
+    assert resumed["resumed_from"] == str(last) and resumed["train_loss_per_epoch"][0] == crashed["epoch_losses"][0]
+    assert not (ws.path("encoder") / "checkpoints").exists()  # a finished fit leaves no checkpoints
+    z_resumed = io.read_parquet(ws.path("embeddings"))
+    unbroken = stage.run(params, ws)  # fresh: a stale checkpoint would be cleared, not continued
+    assert unbroken["resumed_from"] is None and unbroken["train_loss_per_epoch"] == resumed["train_loss_per_epoch"]
+    np.testing.assert_allclose(np.stack(io.read_parquet(ws.path("embeddings"))["vector"].to_numpy()),
+                               np.stack(z_resumed["vector"].to_numpy()), atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="checkpoint to resume from"):
+        stage.run(params, ws, ckpt_path=ws.path("encoder") / "missing.ckpt")

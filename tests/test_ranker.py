@@ -182,25 +182,113 @@ def test_heuristic_variant(ranker_upstream, tmp_path):
     assert preds["p_ctr"].between(0, 1).all() and preds["p_ctr"].nunique() > 10
 
 
-def test_retried_training_resumes_from_the_last_epoch_checkpoint(ranker_upstream, tmp_path):
-    """An interrupted fit (last.ckpt after epoch 1 of 2) continues at epoch 2, not from scratch."""
-    import shutil
+def test_retried_training_resumes_from_the_last_epoch_checkpoint(ranker_upstream, tmp_path, monkeypatch):
+    """A crash in epoch 2 of 2 leaves last.ckpt (epoch 1) and the previous ranker; the retry runs epoch 2 only."""
+    import lightning as L
+
+    from saviorrec.models import ranker_training
+    from saviorrec.orchestration.resume import resume_options
+
+    class CrashInSecondEpoch(L.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            if trainer.current_epoch == 1:
+                raise RuntimeError("simulated worker loss")
 
     root = copy_tree(ranker_upstream, tmp_path / "ws")
     params, ws = open_workspace(root, {"ranker.variant": "saviorrec", "ranker.epochs": 1})
     train_ranker.run(params, ws)
     assert not (ws.path("ranker") / "checkpoints").exists()  # a finished fit leaves no checkpoints
-    # what a crash after epoch 1 of 2 leaves behind: Lightning's last.ckpt
-    checkpoints = ws.path("ranker") / "checkpoints"
-    checkpoints.mkdir()
-    shutil.copy(ws.path("ranker") / "model.ckpt", checkpoints / "last.ckpt")
+    before = (ws.path("ranker") / "model.ckpt").read_bytes()
 
     params2, ws2 = open_workspace(root, {"ranker.variant": "saviorrec", "ranker.epochs": 2})
-    summary = train_ranker.run(params2, ws2, ckpt_path=checkpoints / "last.ckpt")
-    assert summary["resumed_from"] == str(checkpoints / "last.ckpt")
+    real = ranker_training.make_trainer
+
+    def crashing_trainer(*args, **kwargs):
+        trainer = real(*args, **kwargs)
+        trainer.callbacks.append(CrashInSecondEpoch())
+        return trainer
+
+    monkeypatch.setattr(ranker_training, "make_trainer", crashing_trainer)
+    with pytest.raises(RuntimeError, match="simulated"):
+        train_ranker.run(params2, ws2)
+    last = ws.path("ranker") / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["epoch"] == 0  # saved at the end of the first epoch (index 0)
+    assert (ws.path("ranker") / "model.ckpt").read_bytes() == before  # the previous ranker is untouched
+    monkeypatch.setattr(ranker_training, "make_trainer", real)
+
+    options = resume_options("train_ranker", train_ranker.run, ws2, try_number=2)
+    assert options == {"ckpt_path": str(last)}
+    summary = train_ranker.run(params2, ws2, **options)
+    assert summary["resumed_from"] == str(last)
     assert pd.read_csv(ws2.path("plots") / "ranker_training.csv")["epoch"].tolist() == [1]  # only the missing epoch ran
     assert torch.load(ws2.path("ranker") / "model.ckpt", weights_only=False)["epoch"] == 2
-    assert not checkpoints.exists()
+    assert not (ws.path("ranker") / "checkpoints").exists()
 
     with pytest.raises(FileNotFoundError, match="checkpoint to resume from"):
         train_ranker.run(params2, ws2, ckpt_path=tmp_path / "missing.ckpt")
+
+
+def _cfg(variant="saviorrec", **kw):
+    return RankerConfig(variant=variant, n_ids=20, n_categories=3, dense_dim=len(DENSE_FEATURES), content_dim=7,
+                        levels=3, codebook_size=8, id_dim=8, attn_dim=8, mba_hidden=8, dnn_hidden=[16], **kw)
+
+
+def test_id_dropout_trains_the_unknown_row_and_is_off_at_inference():
+    torch.manual_seed(0)
+    batch = _batch()
+    for key in ("cand_id", "hist_id"):
+        batch[key][batch[key] == IdVocab.OOV] = 2
+    model = Ranker(_cfg(id_dropout=0.5))
+    ranker_losses(model, batch, ctcvr_weight=1.0)["loss"].backward()
+    assert model.item_id.weight.grad[IdVocab.OOV].abs().sum() > 0  # no batch item is OOV: only dropout reaches it
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(_batch())[0], model(_batch())[0])
+    plain = Ranker(_cfg())
+    ranker_losses(plain, batch, ctcvr_weight=1.0)["loss"].backward()
+    assert plain.item_id.weight.grad[IdVocab.OOV].abs().sum() == 0
+
+
+def test_wide_prior_starts_at_the_heuristic_logit():
+    prior = DENSE_FEATURES.index("heuristic_logit")
+    model = Ranker(_cfg(prior_feature=prior)).eval()
+    batch = _batch()
+    with torch.no_grad():
+        ctr, _ = model(batch)
+    assert torch.allclose(ctr, batch["dense"][:, prior])
+    with pytest.raises(ValueError, match="not a dense column"):
+        Ranker(_cfg(prior_feature=len(DENSE_FEATURES)))
+
+
+@pytest.mark.parametrize("variant", ["id_only", "saviorrec"])
+def test_match_features_count_similar_history(variant):
+    model = Ranker(_cfg(variant, interactions=True, attention_pooling="sigmoid")).eval()
+    batch = _batch()
+    feats = torch.cat(model.match_features(*_attended(model, batch)), dim=-1)
+    assert feats.shape == (6, len(model.attention.blocks) + (4 if variant == "saviorrec" else 0))
+    assert torch.isfinite(feats).all()
+    if variant == "saviorrec":  # a history made of the candidate itself: every cosine is 1
+        batch["hist_content"] = batch["cand_content"][:, None, :].expand_as(batch["hist_content"]).clone()
+        cos = torch.cat(model.match_features(*_attended(model, batch)), dim=-1)[:, -4:]
+        has = batch["hist_mask"].any(-1)
+        assert torch.allclose(cos[has], torch.ones_like(cos[has]), atol=1e-5)
+    ranker_losses(model.train(), batch, 1.0)["loss"].backward()
+
+
+def _attended(model, batch):
+    mask = batch["hist_mask"].bool()
+    cand = {"behavior": model.behavior(batch["cand_id"], batch["cand_cat"], batch.get("cand_sid"))}
+    seq = {"behavior": model.behavior(batch["hist_id"], batch["hist_cat"], batch.get("hist_sid"))}
+    if model.modal_proj is not None:
+        cand["modal"] = model.modal(batch["cand_content"], batch.get("cand_sid"))
+        seq["modal"] = model.modal(batch["hist_content"], batch.get("hist_sid"))
+    return cand, model.attention(cand, seq, mask), batch, mask
+
+
+def test_split_attention_scores_equal_the_concatenated_din_form():
+    torch.manual_seed(0)
+    ta = TargetAttention(dim=4, hidden=5)
+    q, k = torch.randn(3, 4), torch.randn(3, 6, 4)
+    qq = q.unsqueeze(1).expand_as(k)
+    reference = ta.score(torch.cat([qq, k, qq - k, qq * k], dim=-1)).squeeze(-1)
+    assert torch.allclose(ta.logits(q, k), reference, atol=1e-5)

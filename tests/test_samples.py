@@ -137,3 +137,24 @@ def test_dense_features_are_finite_for_cold_users_and_items():
     assert np.isfinite(feats).all()
     with pytest.raises(KeyError):
         dense_features(type(s)(s.frame, s.history, {}), prior_strength=1.0)
+
+
+def test_semantic_cluster_counters_are_strict_past_and_zero_without_sids():
+    items = _items()
+    clusters = (items["item_id"].to_numpy(), np.array([0, 0, 1, 1, -1, 2]))  # items 1, 2 share code 0; item 5 has none
+    events = _events([
+        (1, 0, 7, 1, 1),   # user 7 clicks cluster 0
+        (2, 5, 7, 3, 0),   # cluster 1, no click
+        (3, 10, 7, 2, 0),  # cluster 0 again: sees 1 impression / 1 click of user 7 on it
+        (4, 10, 8, 2, 0),  # another user: none of their own
+    ])
+    s = SampleBuilder(items, seq_len=2, clusters=clusters).step(events)
+    row = dict(zip(s.frame["event_id"], range(len(s)), strict=True))
+    assert s.counts["usid_imps"][row[3]] == 1 and s.counts["usid_clicks"][row[3]] == 1
+    assert s.counts["usid_imps"][row[4]] == 0
+    assert s.counts["sid_imps"][row[4]] == 1  # cluster 0 shown once before, to anyone
+    dense = dense_features(s, prior_strength=1.0)
+    usid_ctr = dense[:, DENSE_FEATURES.index("usid_ctr")]
+    assert usid_ctr[row[3]] > usid_ctr[row[4]]  # the clicker's rate on the cluster is higher
+    plain = dense_features(SampleBuilder(items, seq_len=2).step(events), prior_strength=1.0)
+    assert not plain[:, DENSE_FEATURES.index("log_usid_imps"):].any()

@@ -104,6 +104,7 @@ class Encoder(Section):
     warm_start: bool
     warm_start_epochs: int = Field(ge=1)
     warm_start_lr: float = Field(gt=0.0)
+    anchor_weight: float = Field(default=0.0, ge=0.0)
 
 
 class Codebook(Section):
@@ -154,6 +155,11 @@ class Ranker(Section):
     accelerator: Literal["auto", "cpu", "gpu"]
     num_workers: int = Field(ge=0)
     heuristic_prior_strength: float = Field(gt=0.0)
+    id_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    attention_pooling: Literal["softmax", "sigmoid"] = "softmax"
+    wide_prior: bool = False
+    interactions: bool = False
+    sid_counters: bool = False
 
 
 class Evaluate(Section):

@@ -22,11 +22,15 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-COUNTERS = ("user", "ucat", "cat", "item", "glob")
+COUNTERS = ("user", "ucat", "cat", "item", "glob", "usid", "sid")
 DENSE_FEATURES = [
     "log_user_imps", "user_ctr", "log_ucat_imps", "ucat_ctr", "cat_ctr",
     "log_item_imps", "item_ctr", "history_fill", "heuristic_logit",
+    # semantic-cluster counters (level-1 SID code): zero when the variant has no SIDs
+    "log_usid_imps", "usid_ctr", "sid_ctr",
 ]
+# Models trained before the semantic-cluster counters existed read only these columns.
+LEGACY_DENSE_FEATURES = DENSE_FEATURES[:9]
 
 
 def ts_ns(ts: pd.Series) -> np.ndarray:
@@ -74,8 +78,16 @@ def _strict_prior(keys: np.ndarray, ts: np.ndarray, click: np.ndarray) -> tuple[
 class SampleBuilder:
     """Streams day partitions into :class:`DaySamples`, carrying history and counters across days."""
 
-    def __init__(self, items: pd.DataFrame, seq_len: int):
+    def __init__(self, items: pd.DataFrame, seq_len: int, clusters: tuple[np.ndarray, np.ndarray] | None = None):
+        """``clusters``: (item ids, level-1 SID code per item) for the user x semantic-cluster counters:
+        a new item's code is known from content, so the user's past clicks on its cluster (items
+        the behavior-aware encoder put together) inform its first impressions. None: no counters."""
         self.seq_len = seq_len
+        self._clusters = None
+        if clusters is not None:
+            ids, codes = (np.asarray(a, np.int64) for a in clusters)
+            order = np.argsort(ids)
+            self._clusters = (ids[order], codes[order])
         self.cat_vocab = np.array(sorted(items["category"].dropna().astype(str).unique()), dtype=object)
         self._item_ids = items["item_id"].to_numpy(np.int64)
         order = np.argsort(self._item_ids)
@@ -89,6 +101,13 @@ class SampleBuilder:
         pos = np.clip(np.searchsorted(self._item_ids, item_ids), 0, max(len(self._item_ids) - 1, 0))
         found = self._item_ids[pos] == item_ids if len(self._item_ids) else np.zeros(len(item_ids), bool)
         return np.where(found, self._item_cat[pos], 0)
+
+    def item_clusters(self, item_ids: np.ndarray) -> np.ndarray:
+        """Level-1 code + 1 per item; 0 = unknown item or no code (one shared bucket)."""
+        ids, codes = self._clusters
+        pos = np.clip(np.searchsorted(ids, item_ids), 0, max(len(ids) - 1, 0))
+        found = ids[pos] == item_ids if len(ids) else np.zeros(len(item_ids), bool)
+        return np.where(found & (codes[pos] >= 0), codes[pos] + 1, 0)
 
     def item_impressions(self) -> pd.Series:
         """Impressions per item seen so far (all ``step`` calls)."""
@@ -109,6 +128,10 @@ class SampleBuilder:
             "item": item,
             "glob": np.zeros(len(events), np.int64),
         }
+        if self._clusters is not None:
+            cluster = self.item_clusters(item)
+            keys["usid"] = user * np.int64(int(self._clusters[1].max(initial=0)) + 2) + cluster
+            keys["sid"] = cluster
         day_clicks = events.loc[click == 1]
         clicks = pd.concat([self._clicks, pd.DataFrame({
             "user_id": day_clicks["user_id"].to_numpy(np.int64),
@@ -184,7 +207,12 @@ def smoothed_rates(counts: dict[str, np.ndarray], prior_strength: float) -> dict
     base = np.clip(user * cat / np.maximum(glob, 1e-6), 1e-4, 1 - 1e-4)
     ucat = (counts["ucat_clicks"] + k * base) / (counts["ucat_imps"] + k)
     item = (counts["item_clicks"] + k * cat) / (counts["item_imps"] + k)
-    return {"glob": glob, "cat": cat, "user": user, "ucat": ucat, "item": item, "heuristic": ucat}
+    rates = {"glob": glob, "cat": cat, "user": user, "ucat": ucat, "item": item, "heuristic": ucat}
+    if "sid_imps" in counts:
+        sid = (counts["sid_clicks"] + k * glob) / (counts["sid_imps"] + k)
+        sid_base = np.clip(user * sid / np.maximum(glob, 1e-6), 1e-4, 1 - 1e-4)
+        rates.update(sid=sid, usid=(counts["usid_clicks"] + k * sid_base) / (counts["usid_imps"] + k))
+    return rates
 
 
 def dense_features(samples: DaySamples, prior_strength: float) -> np.ndarray:
@@ -195,6 +223,10 @@ def dense_features(samples: DaySamples, prior_strength: float) -> np.ndarray:
     fill = (samples.history >= 0).mean(axis=1) if samples.history.shape[1] else np.zeros(len(samples))
     cols = [np.log1p(c["user_imps"]), r["user"], np.log1p(c["ucat_imps"]), r["ucat"], r["cat"],
             np.log1p(c["item_imps"]), r["item"], fill, np.log(h / (1 - h))]
+    if "usid" in r:
+        cols += [np.log1p(c["usid_imps"]), r["usid"], r["sid"]]
+    else:
+        cols += [np.zeros(len(samples))] * 3
     return np.nan_to_num(np.stack(cols, axis=1).astype(np.float32))
 
 
@@ -250,6 +282,11 @@ class ItemFeatures:
             pos = pd.Index(sids["item_id"].to_numpy(np.int64)).get_indexer(ids)
             sid[pos >= 0] = sids[cols].to_numpy(np.int64)[pos[pos >= 0]]
         return cls(ids, category_codes(items["category"], cat_vocab), content, sid)
+
+    @property
+    def clusters(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(item ids, level-1 SID code) for :class:`SampleBuilder`'s cluster counters; None without SIDs."""
+        return None if self.sid is None else (self.item_ids, self.sid[1:, 0])
 
     def rows(self, item_ids: np.ndarray) -> np.ndarray:
         """Item IDs (any shape, -1 = padding) -> table rows; unknown and padding -> 0."""

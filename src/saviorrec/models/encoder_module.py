@@ -5,13 +5,20 @@ buffers; a batch is just (trigger row, target row) indices into them, so an epoc
 the small towers. Pairs are drawn with replacement, proportionally to their
 (popularity-corrected) weight, from a seeded generator.
 Loss: symmetric in-batch InfoNCE, z_trigger . z_target / temperature, where in-batch
-"negatives" that are the same item as the positive (or the anchor) are masked out.
+"negatives" that are the same item as the positive (or the anchor) are masked out. A warm-started
+refresh may add ``anchor_weight * mean ||z - z_previous||^2`` over the batch items and as many
+random catalog items: known items keep their z, so their semantic IDs stay put.
+
+Each epoch reseeds its pair draws and dropout from (seed, epoch), so a fit resumed from a
+Lightning checkpoint (``ckpt_path``) continues exactly like an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -22,6 +29,21 @@ from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 from saviorrec.models.encoder import ItemEncoder, ItemFeatures
 
 log = logging.getLogger(__name__)
+
+
+class EpochWeightedSampler(WeightedRandomSampler):
+    """Weighted draws seeded from (seed, the trainer's current epoch) each time an epoch starts."""
+
+    def __init__(self, weights: torch.Tensor, num_samples: int, seed: int, epoch: Callable[[], int]):
+        super().__init__(weights, num_samples=num_samples, replacement=True, generator=torch.Generator())
+        self.seed = seed
+        self.epoch = epoch
+
+    def __iter__(self):
+        # seeded at the first draw of the epoch, not when the loader is built (a resumed fit
+        # builds it before its epoch counter has moved on)
+        self.generator.manual_seed(self.seed + 7919 * self.epoch())
+        yield from super().__iter__()
 
 
 class PairDataModule(L.LightningDataModule):
@@ -38,8 +60,8 @@ class PairDataModule(L.LightningDataModule):
         self.per_epoch = per_epoch or len(pairs)
 
     def train_dataloader(self) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
-        sampler = WeightedRandomSampler(self.weights, num_samples=self.per_epoch, replacement=True, generator=generator)
+        sampler = EpochWeightedSampler(self.weights, self.per_epoch, self.seed,
+                                       lambda: self.trainer.current_epoch if self.trainer else 0)
         return DataLoader(TensorDataset(self.pairs), batch_size=self.batch_size, sampler=sampler, drop_last=self.per_epoch >= 2 * self.batch_size)
 
 
@@ -54,12 +76,21 @@ def info_nce(z_a: torch.Tensor, z_b: torch.Tensor, ids_a: torch.Tensor, ids_b: t
 
 
 class ContrastiveEncoder(L.LightningModule):
-    def __init__(self, encoder: ItemEncoder, features: ItemFeatures, temperature: float, lr: float, weight_decay: float):
+    def __init__(self, encoder: ItemEncoder, features: ItemFeatures, temperature: float, lr: float, weight_decay: float,
+                 seed: int = 0, anchor: np.ndarray | None = None, anchor_weight: float = 0.0):
         super().__init__()
         self.encoder = encoder
         self.temperature = temperature
         self.lr = lr
         self.weight_decay = weight_decay
+        self.seed = seed
+        # previous z per item row (NaN rows = no anchor); off unless both are given
+        anchor_t = torch.zeros(0, 0) if anchor is None else torch.as_tensor(np.asarray(anchor, np.float32))
+        known = torch.isfinite(anchor_t).all(dim=1) if anchor is not None else torch.zeros(0, dtype=torch.bool)
+        self.anchor_weight = float(anchor_weight) if anchor is not None and bool(known.any()) else 0.0
+        self.register_buffer("anchor", torch.nan_to_num(anchor_t), persistent=False)
+        self.register_buffer("anchor_known", known, persistent=False)
+        self.register_buffer("anchor_rows", torch.nonzero(known).flatten(), persistent=False)
         # buffers move with the module to the accelerator; not saved (the encoder is)
         self.register_buffer("f_text", features.text, persistent=False)
         self.register_buffer("f_pixels", features.pixels, persistent=False)
@@ -79,12 +110,33 @@ class ContrastiveEncoder(L.LightningModule):
     def training_step(self, batch, batch_idx):
         (pairs,) = batch
         a, b = pairs[:, 0], pairs[:, 1]
-        z = self._embed_rows(torch.cat([a, b]))
-        loss = info_nce(z[: len(a)], z[len(a):], a, b, self.temperature)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(a))
-        self._sum += float(loss.detach()) * len(a)
+        rows = torch.cat([a, b])
+        if self.anchor_weight > 0:  # plus random anchored items: items without pairs drift too
+            pick = torch.randint(len(self.anchor_rows), (len(a),), device=self.anchor_rows.device)
+            rows = torch.cat([rows, self.anchor_rows[pick]])
+        z = self._embed_rows(rows)
+        nce = info_nce(z[: len(a)], z[len(a):2 * len(a)], a, b, self.temperature)
+        self.log("train_loss", nce, on_step=False, on_epoch=True, batch_size=len(a))
+        self._sum += float(nce.detach()) * len(a)
         self._n += len(a)
-        return loss
+        if self.anchor_weight <= 0:
+            return nce
+        known = self.anchor_known[rows]
+        drift = ((z[known] - self.anchor[rows[known]]) ** 2).sum(1).mean()
+        self.log("anchor_drift", drift, on_step=False, on_epoch=True, batch_size=len(a))
+        return nce + self.anchor_weight * drift
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # dropout and anchor draws from (seed, epoch), set at the epoch's first step (after the
+        # loader, which draws from the global RNG too): a resumed epoch replays like the original
+        if batch_idx == 0:
+            torch.manual_seed(self.seed + 104729 * self.current_epoch)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["epoch_losses"] = list(self.epoch_losses)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.epoch_losses = list(checkpoint.get("epoch_losses", []))
 
     def on_train_epoch_end(self) -> None:
         self.epoch_losses.append(self._sum / max(self._n, 1))
@@ -105,23 +157,40 @@ def fit_encoder(
     lr: float,
     cfg,
     seed: int,
+    anchor: np.ndarray | None = None,
+    anchor_weight: float = 0.0,
+    checkpoint_dir: str | Path | None = None,
+    ckpt_path: str | Path | None = None,
+    callbacks: Sequence[L.Callback] = (),
 ) -> list[float]:
-    """Train ``encoder`` in place; returns the mean training loss of each epoch."""
+    """Train ``encoder`` in place; returns the mean training loss of each epoch.
+
+    ``anchor`` (float[N, d], NaN rows = none) with ``anchor_weight`` > 0 keeps z near it.
+    ``checkpoint_dir`` gets Lightning's ``last.ckpt`` after every epoch; ``ckpt_path`` resumes
+    from one (its epochs are not run again).
+    """
     # deterministic cuBLAS on a GPU needs a fixed workspace (no effect on CPU)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     L.seed_everything(seed, workers=True, verbose=False)
-    module = ContrastiveEncoder(encoder, features, cfg.temperature, lr, cfg.weight_decay)
+    module = ContrastiveEncoder(encoder, features, cfg.temperature, lr, cfg.weight_decay, seed=seed,
+                                anchor=anchor, anchor_weight=anchor_weight)
     data = PairDataModule(pairs, weights, cfg.batch_size, seed, getattr(cfg, "pairs_per_epoch", None))
+    all_callbacks = list(callbacks)
+    if checkpoint_dir is not None:
+        from saviorrec.models.checkpoints import last_epoch_checkpoint
+
+        all_callbacks.append(last_epoch_checkpoint(checkpoint_dir))
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator="auto",
         devices=1,
         deterministic=True,
         logger=False,
-        enable_checkpointing=False,
+        enable_checkpointing=checkpoint_dir is not None,
+        callbacks=all_callbacks,
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(module, datamodule=data)
+    trainer.fit(module, datamodule=data, ckpt_path=str(ckpt_path) if ckpt_path else None)
     encoder.cpu().eval()
     return module.epoch_losses

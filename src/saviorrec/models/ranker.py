@@ -21,6 +21,8 @@ from torch import nn
 from saviorrec.models.mba import MBA
 from saviorrec.models.target_attention import BLOCKS, BiDirectionalAttention
 
+N_CONTENT_STATS = 4  # mean, max, top-3 mean cosine, share above 0.5 (Ranker.match_features)
+
 ALL_BLOCKS = tuple(BLOCKS)
 
 
@@ -59,6 +61,10 @@ class RankerConfig:
     mba_hidden: int = 64
     dnn_hidden: list[int] = field(default_factory=lambda: [128, 64])
     dropout: float = 0.1
+    id_dropout: float = 0.0             # training only: share of candidates whose ID row is swapped for OOV
+    attention_pooling: str = "softmax"  # "softmax" | "sigmoid" (DIN: keeps the match count)
+    prior_feature: int = -1             # dense column added to the CTR logit (wide part); -1 = none
+    interactions: bool = False          # explicit candidate x history match features (see ``match_features``)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,8 +95,10 @@ class Ranker(nn.Module):
                 nn.init.normal_(table.weight, std=0.01)
         self.mba = MBA(cfg.levels, cfg.codebook_size, cfg.content_dim, d, cfg.mba_hidden) if spec.mba else None
         self.modal_proj = nn.Linear(cfg.content_dim, d) if spec.content else None
-        self.attention = BiDirectionalAttention(list(spec.blocks), d, cfg.attn_dim)
+        self.attention = BiDirectionalAttention(list(spec.blocks), d, cfg.attn_dim, cfg.attention_pooling)
         width = self.attention.out_dim + d + (d if spec.content else 0) + cfg.dense_dim
+        if cfg.interactions:
+            width += len(self.attention.blocks) + (N_CONTENT_STATS if spec.content else 0)
         self.dense_norm = nn.BatchNorm1d(cfg.dense_dim)
         layers: list[nn.Module] = []
         for hidden in cfg.dnn_hidden:
@@ -99,6 +107,13 @@ class Ranker(nn.Module):
         self.trunk = nn.Sequential(*layers)
         self.ctr_head = nn.Linear(width, 1)
         self.cvr_head = nn.Linear(width, 1)
+        if cfg.prior_feature >= cfg.dense_dim:
+            raise ValueError(f"prior_feature {cfg.prior_feature} is not a dense column (dense_dim {cfg.dense_dim})")
+        # starts as the prior itself; the DNN head starts near zero and learns the correction
+        self.prior_scale = nn.Parameter(torch.ones(())) if cfg.prior_feature >= 0 else None
+        if self.prior_scale is not None:
+            nn.init.zeros_(self.ctr_head.weight)
+            nn.init.zeros_(self.ctr_head.bias)
 
     def _sid_codes(self, sid: torch.Tensor) -> torch.Tensor:
         size = self.cfg.codebook_size
@@ -117,15 +132,57 @@ class Ranker(nn.Module):
             content = self.mba(content, sid)
         return self.modal_proj(content)
 
+    def match_features(self, cand: dict[str, torch.Tensor], attended: torch.Tensor, batch: dict[str, torch.Tensor],
+                       mask: torch.Tensor) -> list[torch.Tensor]:
+        """How well the candidate matches the history, as numbers the DNN need not learn to compute.
+
+        An MLP is poor at dot products, and a softmax-pooled history looks alike whether one or
+        ten past clicks resemble the candidate. Per attention block: <candidate query, pooled
+        value> (same space blocks); for frozen content: mean, max and top-3 mean cosine between
+        the candidate and the valid history items, and the share of history above 0.5 cosine.
+        """
+        d = self.cfg.id_dim
+        feats = []
+        for i, name in enumerate(self.attention.blocks):
+            qk, v = BLOCKS[name]
+            feats.append((cand[v] * attended[:, i * d:(i + 1) * d]).sum(-1, keepdim=True) / d ** 0.5)
+        if self.modal_proj is not None:
+            c = nn.functional.normalize(batch["cand_content"], dim=-1)
+            h = nn.functional.normalize(batch["hist_content"], dim=-1)
+            cos = torch.einsum("bd,bnd->bn", c, h)
+            valid = mask.float()
+            n = valid.sum(-1).clamp(min=1.0)
+            low = torch.finfo(cos.dtype).min
+            top = cos.masked_fill(~mask, low).topk(min(3, cos.shape[1]), dim=-1).values
+            real = top > low / 2  # fewer valid positions than k: average only the real ones
+            top = torch.where(real, top, torch.zeros_like(top))
+            top_mean = top.sum(-1, keepdim=True) / real.sum(-1, keepdim=True).clamp(min=1)
+            feats += [((cos * valid).sum(-1) / n).unsqueeze(-1), top[:, :1], top_mean,
+                      (((cos > 0.5).float() * valid).sum(-1) / n).unsqueeze(-1)]
+        return feats
+
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (ctr, cvr), each [B]. Keys: see ``saviorrec.data.samples.encode_batch``."""
         mask = batch["hist_mask"].bool()
-        cand = {"behavior": self.behavior(batch["cand_id"], batch["cand_cat"], batch.get("cand_sid"))}
+        cand_id = batch["cand_id"]
+        if self.training and self.cfg.id_dropout > 0:
+            # Cold-start practice (DropoutNet): every training item has a trained ID row, but a
+            # new item at serving time reads the OOV row. Dropping IDs trains that row and
+            # teaches the DNN to lean on content when the ID says nothing.
+            drop = torch.rand(cand_id.shape, device=cand_id.device) < self.cfg.id_dropout
+            cand_id = torch.where(drop & (cand_id > 0), torch.full_like(cand_id, 1), cand_id)
+        cand = {"behavior": self.behavior(cand_id, batch["cand_cat"], batch.get("cand_sid"))}
         seq = {"behavior": self.behavior(batch["hist_id"], batch["hist_cat"], batch.get("hist_sid"))}
         parts = [cand["behavior"]]
         if self.modal_proj is not None:
             cand["modal"] = self.modal(batch["cand_content"], batch.get("cand_sid"))
             seq["modal"] = self.modal(batch["hist_content"], batch.get("hist_sid"))
             parts.append(cand["modal"])
-        hidden = self.trunk(torch.cat([self.attention(cand, seq, mask), *parts, self.dense_norm(batch["dense"])], dim=-1))
-        return self.ctr_head(hidden).squeeze(-1), self.cvr_head(hidden).squeeze(-1)
+        attended = self.attention(cand, seq, mask)
+        if self.cfg.interactions:
+            parts += self.match_features(cand, attended, batch, mask)
+        hidden = self.trunk(torch.cat([attended, *parts, self.dense_norm(batch["dense"])], dim=-1))
+        ctr = self.ctr_head(hidden).squeeze(-1)
+        if self.prior_scale is not None:
+            ctr = ctr + self.prior_scale * batch["dense"][:, self.cfg.prior_feature]
+        return ctr, self.cvr_head(hidden).squeeze(-1)

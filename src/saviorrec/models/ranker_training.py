@@ -29,6 +29,7 @@ import torch
 from saviorrec.data.io import iter_event_days, read_items, read_parquet
 from saviorrec.data.ranker_datamodule import DayStream, RankerDataModule
 from saviorrec.data.samples import DENSE_FEATURES, IdVocab, ItemFeatures, SampleBuilder, sid_columns
+from saviorrec.models.checkpoints import last_epoch_checkpoint
 from saviorrec.models.ranker import VARIANTS, RankerConfig, VariantSpec
 from saviorrec.models.ranker_module import RankerModule
 
@@ -78,6 +79,9 @@ def build_config(params, spec_name: str, vocab: IdVocab, cat_vocab: np.ndarray, 
         content_dim=features.content.shape[1] if features.content is not None else 0,
         levels=levels, codebook_size=codebook_size, id_dim=rp.id_dim, attn_dim=rp.attn_dim,
         mba_hidden=rp.mba_hidden, dnn_hidden=list(rp.dnn_hidden), dropout=rp.dropout,
+        id_dropout=rp.id_dropout, attention_pooling=rp.attention_pooling,
+        prior_feature=DENSE_FEATURES.index("heuristic_logit") if rp.wide_prior else -1,
+        interactions=rp.interactions,
     )
 
 
@@ -151,6 +155,7 @@ def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | 
         "variant": rp.variant, "seq_len": rp.seq_len, "prior_strength": rp.heuristic_prior_strength,
         "category_vocab": [str(c) for c in cat_vocab], "train_start": str(days[0]), "trained_until": str(train_end),
         "content": spec.content, "sids": spec.sids,
+        "sid_counters": bool(rp.sid_counters and spec.sids), "dense_features": list(DENSE_FEATURES),
     }
     emit_from = None
     if previous is not None:
@@ -187,7 +192,8 @@ def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | 
             if previous is not None:
                 summary["warm_start_tensors"] = warm_start_state(module, previous_dir, previous, vocab, cat_vocab)
             stream = DayStream(ws.path("events"), items, features, vocab, rp.seq_len, rp.batch_size,
-                               rp.heuristic_prior_strength, end=train_end, emit_from=emit_from, seed=params.seed)
+                               rp.heuristic_prior_strength, end=train_end, emit_from=emit_from, seed=params.seed,
+                               sid_counters=rp.sid_counters)
             trainer = make_trainer(rp, checkpoint_dir=checkpoints)
             trainer.fit(module, datamodule=RankerDataModule(stream, rp.num_workers),
                         ckpt_path=str(ckpt_path) if ckpt_path else None)
@@ -210,11 +216,7 @@ def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | 
 
 def make_trainer(rp, max_epochs: int | None = None, checkpoint_dir: Path | None = None) -> L.Trainer:
     """A quiet Trainer; with ``checkpoint_dir`` it keeps ``last.ckpt`` there after every epoch."""
-    callbacks = []
-    if checkpoint_dir is not None:
-        from lightning.pytorch.callbacks import ModelCheckpoint
-
-        callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0, every_n_epochs=1))
+    callbacks = [last_epoch_checkpoint(checkpoint_dir)] if checkpoint_dir is not None else []
     return L.Trainer(max_epochs=max_epochs or rp.epochs, accelerator=rp.accelerator, devices=1, logger=False,
                      enable_checkpointing=bool(callbacks), callbacks=callbacks, enable_progress_bar=False,
                      enable_model_summary=False)

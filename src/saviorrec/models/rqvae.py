@@ -7,12 +7,17 @@ Encoder and decoder are a linear path initialised from PCA plus an MLP correctio
 layer starts at zero, and the codebooks start from residual k-means: before the first step the
 model is exactly "PCA + residual k-means", so a few epochs only refine it (fast, and never worse
 than the k-means it started from at reconstruction). ``load_codebook(dir).assign(z)`` gives SIDs.
+
+Batches, contrastive pair draws and dead-code reseeding are seeded from (seed, epoch), so a fit
+resumed from a Lightning checkpoint (``ckpt_path``) continues exactly like an uninterrupted one;
+the checkpoint holds the trained state, so PCA + k-means init is not re-run over it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -93,6 +98,7 @@ class RQVAE(L.LightningModule):
         self.register_buffer("pair_trigger", torch.zeros(0, config.in_dim), persistent=False)
         self.register_buffer("pair_target", torch.zeros(0, config.in_dim), persistent=False)
         self.register_buffer("pair_weight", torch.zeros(0), persistent=False)
+        self.reset_count = 0
         self._reset_epoch_state()
 
     # ---- initialisation ------------------------------------------------------------------
@@ -148,14 +154,19 @@ class RQVAE(L.LightningModule):
                 self.config.dead_code_threshold, self._generator)
         self._counts.zero_()
 
-    def on_train_start(self) -> None:
-        self._reset_epoch_state()
+    def on_train_epoch_start(self) -> None:
+        self._reset_epoch_state(self.current_epoch)
 
-    def _reset_epoch_state(self) -> None:
-        self._generator = torch.Generator().manual_seed(self.seed)
+    def _reset_epoch_state(self, epoch: int = 0) -> None:
+        self._generator = torch.Generator().manual_seed(self.seed + 7919 * epoch)
         self._counts = torch.zeros(self.config.levels, self.config.codebook_size, dtype=torch.long)
         self._pool: list[torch.Tensor] = []
-        self.reset_count = 0
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["reset_count"] = self.reset_count
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.reset_count = int(checkpoint.get("reset_count", 0))
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.config.lr)
@@ -173,6 +184,21 @@ class RQVAE(L.LightningModule):
         return self.decoder(self.quantizer.lookup(codes))
 
 
+class EpochBatchSampler(BatchSampler):
+    """Shuffled batches seeded from (seed, the trainer's current epoch) each time an epoch starts."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, epoch: Callable[[], int]):
+        super().__init__(RandomSampler(range(n), generator=torch.Generator()), batch_size, drop_last=False)
+        self.seed = seed
+        self.epoch = epoch
+
+    def __iter__(self):
+        # seeded at the first draw of the epoch, not when the loader is built (a resumed fit
+        # builds it before its epoch counter has moved on)
+        self.sampler.generator.manual_seed(self.seed + 7919 * self.epoch())
+        yield from super().__iter__()
+
+
 def fit_rqvae(
     x: np.ndarray,
     config: RQVAEConfig,
@@ -183,10 +209,15 @@ def fit_rqvae(
     kmeans_iters: int,
     pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     init_state: dict | None = None,
+    checkpoint_dir: str | Path | None = None,
+    ckpt_path: str | Path | None = None,
+    callbacks: Sequence[L.Callback] = (),
 ) -> RQVAE:
     """Train an RQ-VAE on x [N, in_dim]; pairs = (trigger_rows, target_rows, weights) into x.
 
     ``init_state`` (a previous model's state_dict) warm-starts instead of PCA + k-means.
+    ``checkpoint_dir`` gets Lightning's ``last.ckpt`` after every epoch; ``ckpt_path`` resumes
+    from one (no init: the checkpoint holds the weights; its epochs are not run again).
     """
     if len(x) < config.codebook_size:
         raise ValueError(f"codebook.codebook_size={config.codebook_size} is larger than the item count "
@@ -194,21 +225,28 @@ def fit_rqvae(
     L.seed_everything(seed, workers=True, verbose=False)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     model = RQVAE(config, seed=seed)
-    if init_state is not None:
+    if ckpt_path is not None and epochs > 0:
+        pass  # trainer.fit restores the interrupted run's weights, optimizer and epoch
+    elif init_state is not None:
         model.load_state_dict(init_state)
     else:
         model.init_from_data(xt, kmeans_iters, seed)
     if pairs is not None and len(pairs[0]) > 0:
         trig, targ, weight = pairs
         model.set_pairs(xt[torch.from_numpy(trig)], xt[torch.from_numpy(targ)], torch.from_numpy(weight))
-    sampler = BatchSampler(RandomSampler(range(len(xt)), generator=torch.Generator().manual_seed(seed)),
-                           batch_size=min(batch_size, len(xt)), drop_last=False)
+    sampler = EpochBatchSampler(len(xt), min(batch_size, len(xt)), seed, lambda: model.current_epoch)
     loader = DataLoader(TensorDataset(xt), sampler=sampler, batch_size=None)
+    all_callbacks = list(callbacks)
+    if checkpoint_dir is not None:
+        from saviorrec.models.checkpoints import last_epoch_checkpoint
+
+        all_callbacks.append(last_epoch_checkpoint(checkpoint_dir))
     trainer = L.Trainer(max_epochs=epochs, accelerator="auto", devices=1, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        enable_checkpointing=checkpoint_dir is not None, callbacks=all_callbacks,
+                        enable_progress_bar=False, enable_model_summary=False,
                         deterministic=True, num_sanity_val_steps=0)
     if epochs > 0:
-        trainer.fit(model, train_dataloaders=loader)
+        trainer.fit(model, train_dataloaders=loader, ckpt_path=str(ckpt_path) if ckpt_path else None)
     model = model.cpu().eval()
     if model.reset_count:
         log.info("dead-code reset re-seeded %d codes", model.reset_count)
@@ -245,7 +283,7 @@ class Codebook:
             for start, chunk in self._chunks(z):
                 prev = None
                 if previous is not None:
-                    prev = torch.from_numpy(np.asarray(previous[start:start + len(chunk)], dtype=np.int64))
+                    prev = torch.from_numpy(np.array(previous[start:start + len(chunk)], dtype=np.int64))
                 out[start:start + len(chunk)] = self.model.assign(chunk, prev, margin).numpy()
         return out
 

@@ -20,7 +20,14 @@ import pandas as pd
 import torch
 
 from saviorrec.data.ranker_datamodule import to_tensors
-from saviorrec.data.samples import DaySamples, ItemFeatures, SampleBuilder, encode_batch
+from saviorrec.data.samples import (
+    DENSE_FEATURES,
+    LEGACY_DENSE_FEATURES,
+    DaySamples,
+    ItemFeatures,
+    SampleBuilder,
+    encode_batch,
+)
 from saviorrec.models.heuristic import heuristic_ctr
 from saviorrec.models.ranker import VARIANTS
 from saviorrec.models.ranker_module import RankerModule
@@ -30,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 def replay(events: pd.DataFrame, history: pd.DataFrame | None, items: pd.DataFrame, seq_len: int,
-           chunk_rows: int = 20000):
+           chunk_rows: int = 20000, clusters: tuple[np.ndarray, np.ndarray] | None = None):
     """Yield DaySamples of ``events`` in time order, state built from ``history`` + earlier events.
 
     Consecutive days are processed together up to ``chunk_rows`` rows (sparse logs have many tiny days).
@@ -41,7 +48,7 @@ def replay(events: pd.DataFrame, history: pd.DataFrame | None, items: pd.DataFra
         frames.insert(0, history.assign(_score=False))
     log_ = pd.concat(frames, ignore_index=True)
     day = pd.to_datetime(log_["ts"], utc=True).dt.strftime("%Y-%m-%d")
-    builder = SampleBuilder(items, seq_len)
+    builder = SampleBuilder(items, seq_len, clusters)
     pending: list[pd.DataFrame] = []
     rows = 0
     groups = list(log_.groupby(day, sort=True))
@@ -72,6 +79,10 @@ class Scorer:
             vectors, sids = item_tables(model_ws, self.spec, items, fill_missing=True)
             cat_vocab = np.array(self.meta["category_vocab"], dtype=object)
             self.features = ItemFeatures.build(items, cat_vocab, vectors, sids)
+        # models saved before a dense column was added read the columns they were trained on
+        names = self.meta.get("dense_features", LEGACY_DENSE_FEATURES)
+        self.dense_columns = [DENSE_FEATURES.index(n) for n in names]
+        self.clusters = self.features.clusters if self.features is not None and self.meta.get("sid_counters") else None
 
     @torch.no_grad()
     def predict(self, samples: DaySamples) -> tuple[np.ndarray, np.ndarray]:
@@ -82,6 +93,7 @@ class Scorer:
         module: RankerModule = self.module
         device = module.device
         arrays = encode_batch(samples, self.features, self.vocab, k)
+        arrays["dense"] = arrays["dense"][:, self.dense_columns]
         out_ctr, out_ctcvr = [], []
         for start in range(0, len(samples), self.batch_size):
             batch = {key: v.to(device) for key, v in to_tensors({k_: a[start:start + self.batch_size] for k_, a in arrays.items()}).items()}
@@ -97,7 +109,7 @@ def score_events(model_ws, events: pd.DataFrame, history: pd.DataFrame | None, i
     """DataFrame[event_id, p_ctr, p_ctcvr] for ``events`` (same rows, time order)."""
     scorer = Scorer(model_ws, items)
     frames = []
-    for samples in replay(events, history, items, scorer.meta["seq_len"]):
+    for samples in replay(events, history, items, scorer.meta["seq_len"], clusters=scorer.clusters):
         p_ctr, p_ctcvr = scorer.predict(samples)
         frames.append(pd.DataFrame({"event_id": samples.frame["event_id"].to_numpy(), "p_ctr": p_ctr.astype(np.float64),
                                     "p_ctcvr": p_ctcvr.astype(np.float64)}))
