@@ -28,12 +28,15 @@ start() {  # name, command...: run in its own session so airflow_down can stop t
   echo $! >"$state/$name.pid"
 }
 start api-server airflow api-server -H 127.0.0.1 -p "$SAVIORREC_AIRFLOW_PORT"
-start scheduler airflow scheduler --skip-serve-logs
+# Processes that fork task processes import the pipeline's libraries once, up front: every
+# task inherits them instead of spending seconds on imports (saviorrec.orchestration.preload).
+warm="python -m saviorrec.orchestration.preload"
+start scheduler $warm scheduler --skip-serve-logs
 start dag-processor airflow dag-processor
 start triggerer airflow triggerer --skip-serve-logs
 if [ "$AIRFLOW__CORE__EXECUTOR" = "CeleryExecutor" ]; then
-  start worker-default airflow celery worker -q default -H "default@%h" --skip-serve-logs
-  start worker-gpu airflow celery worker -q "$gpu_queue" -H "$gpu_queue@%h" --skip-serve-logs
+  start worker-default $warm celery worker -q default -H "default@%h" --skip-serve-logs
+  start worker-gpu $warm celery worker -q "$gpu_queue" -H "$gpu_queue@%h" --skip-serve-logs
 fi
 
 url="http://127.0.0.1:$SAVIORREC_AIRFLOW_PORT"

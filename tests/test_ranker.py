@@ -292,3 +292,19 @@ def test_split_attention_scores_equal_the_concatenated_din_form():
     qq = q.unsqueeze(1).expand_as(k)
     reference = ta.score(torch.cat([qq, k, qq - k, qq * k], dim=-1)).squeeze(-1)
     assert torch.allclose(ta.logits(q, k), reference, atol=1e-5)
+
+
+def test_scorer_reads_the_dense_columns_the_model_was_trained_on(trained_saviorrec, tmp_path):
+    from saviorrec.data.samples import LEGACY_DENSE_FEATURES
+
+    root = copy_tree(trained_saviorrec, tmp_path / "ws")
+    _, ws = open_workspace(root)
+    items = read_items(ws.path("items"))
+    config = ws.path("ranker") / "config.json"
+    meta = json.loads(config.read_text())
+    assert meta["dense_features"] == DENSE_FEATURES and meta["sid_counters"] is True
+    scorer = Scorer(ws, items)
+    assert scorer.dense_columns == list(range(len(DENSE_FEATURES))) and scorer.clusters is not None
+    del meta["dense_features"]  # a ranker saved before the SID-cluster counters existed
+    config.write_text(json.dumps(meta))
+    assert Scorer(ws, items).dense_columns == list(range(len(LEGACY_DENSE_FEATURES)))
