@@ -124,9 +124,11 @@ def main(argv: list[str] | None = None) -> dict:
         overrides["split.train_end"] = args.train_end
     if args.eval_end:
         overrides["split.eval_end"] = args.eval_end
+    extra = {}
     for item in args.set:
         key, _, value = item.partition("=")
-        overrides[key] = yaml.safe_load(value)
+        extra[key] = yaml.safe_load(value)
+    overrides.update(extra)
     base_seed = load_params(REPO / "params.yaml").seed
 
     results: dict = {v: {} for v in variants}
@@ -149,7 +151,8 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"[seed {seed}] {stage}: {timings[f'{seed}/{stage}']}s", flush=True)
             for variant in variants:
                 start = time.perf_counter()
-                stage_overrides = {"ranker.variant": variant, "seed": seed}
+                # --set applies here too: an existing --workspace has its own params.yaml
+                stage_overrides = {**extra, "ranker.variant": variant, "seed": seed}
                 run_stage(root, "train_ranker", stage_overrides)
                 run_stage(root, "evaluate", stage_overrides)
                 timings[f"{seed}/{variant}"] = round(time.perf_counter() - start, 1)
