@@ -34,7 +34,7 @@ from pipelines._common import Workspace  # noqa: E402
 from saviorrec.config import load_params  # noqa: E402
 from saviorrec.data.io import read_events, read_items  # noqa: E402
 from saviorrec.data.ranker_datamodule import DayStream  # noqa: E402
-from saviorrec.data.samples import IdVocab, ItemFeatures, SampleBuilder  # noqa: E402
+from saviorrec.data.samples import DENSE_FEATURES, IdVocab, ItemFeatures, SampleBuilder  # noqa: E402
 from saviorrec.models.ranker import VARIANTS  # noqa: E402
 from saviorrec.models.ranker_module import RankerModule, ranker_losses  # noqa: E402
 from saviorrec.models.ranker_training import build_config, item_tables  # noqa: E402
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
     features = ItemFeatures.build(items, cat_vocab, *item_tables(ws, spec))
     config = build_config(params, args.variant, vocab, cat_vocab, features).to_dict()
     stream = DayStream(ws.path("events"), items, features, vocab, rp.seq_len, rp.batch_size, rp.heuristic_prior_strength,
-                       end=train_end, seed=params.seed)
+                       end=train_end, seed=params.seed, sid_counters=rp.sid_counters)
     batches = []
     for batch in stream:
         batches.append(batch)
@@ -149,10 +149,10 @@ def main(argv: list[str] | None = None) -> dict:
     module = RankerModule(config, lr=rp.lr).to(device).eval()
     events = read_events(ws.path("events"), start=train_end, end=eval_end)
     history = read_events(ws.path("events"), end=train_end)
-    samples = next(replay(events.head(1000), history, items, rp.seq_len))
-    scorer = Scorer.__new__(Scorer)
-    scorer.module, scorer.meta, scorer.vocab, scorer.features, scorer.batch_size = (
-        module, {"prior_strength": rp.heuristic_prior_strength}, vocab, features, 8192)
+    meta = {"variant": args.variant, "prior_strength": rp.heuristic_prior_strength, "sid_counters": rp.sid_counters,
+            "dense_features": list(DENSE_FEATURES)}
+    scorer = Scorer(module, meta, vocab, features)
+    samples = next(replay(events.head(1000), history, items, rp.seq_len, clusters=scorer.clusters))
     scorer.predict(samples)  # warm-up
     reps = []
     for _ in range(20):

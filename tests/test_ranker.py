@@ -153,12 +153,12 @@ def test_mba_rows_follow_codes_across_a_codebook_refresh(trained_saviorrec, tmp_
     root = copy_tree(trained_saviorrec, tmp_path / "ws")
     params, ws = open_workspace(root)
     items = read_items(ws.path("items"))
-    before = Scorer(ws, items)
+    before = Scorer.load(ws, items)
     sids = read_parquet(ws.path("sids"))
     changed = sids.index[::2]
     sids.loc[changed, "c1"] = (sids.loc[changed, "c1"] + 1) % params.codebook.codebook_size
     write_parquet(sids, ws.path("sids"))
-    after = Scorer(ws, items)
+    after = Scorer.load(ws, items)
     model = before.module.model
 
     def modal(scorer, ids):
@@ -303,8 +303,8 @@ def test_scorer_reads_the_dense_columns_the_model_was_trained_on(trained_saviorr
     config = ws.path("ranker") / "config.json"
     meta = json.loads(config.read_text())
     assert meta["dense_features"] == DENSE_FEATURES and meta["sid_counters"] is True
-    scorer = Scorer(ws, items)
+    scorer = Scorer.load(ws, items)
     assert scorer.dense_columns == list(range(len(DENSE_FEATURES))) and scorer.clusters is not None
     del meta["dense_features"]  # a ranker saved before the SID-cluster counters existed
     config.write_text(json.dumps(meta))
-    assert Scorer(ws, items).dense_columns == list(range(len(LEGACY_DENSE_FEATURES)))
+    assert Scorer.load(ws, items).dense_columns == list(range(len(LEGACY_DENSE_FEATURES)))

@@ -70,19 +70,25 @@ def replay(events: pd.DataFrame, history: pd.DataFrame | None, items: pd.DataFra
 class Scorer:
     """A loaded ranker + item tables; ``predict(samples)`` -> (p_ctr, p_ctcvr)."""
 
-    def __init__(self, model_ws, items: pd.DataFrame, batch_size: int = 8192):
-        self.module, self.meta, self.vocab = load_ranker(model_ws.path("ranker"))
-        self.spec = VARIANTS[self.meta["variant"]]
+    def __init__(self, module: RankerModule | None, meta: dict, vocab, features: ItemFeatures | None,
+                 batch_size: int = 8192):
+        """An in-memory ranker (``module`` None = ``heuristic``); :meth:`load` reads one from a workspace."""
+        self.module, self.meta, self.vocab, self.features = module, meta, vocab, features
+        self.spec = VARIANTS[meta["variant"]]
         self.batch_size = batch_size
-        self.features = None
-        if self.module is not None:
-            vectors, sids = item_tables(model_ws, self.spec, items, fill_missing=True)
-            cat_vocab = np.array(self.meta["category_vocab"], dtype=object)
-            self.features = ItemFeatures.build(items, cat_vocab, vectors, sids)
         # models saved before a dense column was added read the columns they were trained on
-        names = self.meta.get("dense_features", LEGACY_DENSE_FEATURES)
+        names = meta.get("dense_features", LEGACY_DENSE_FEATURES)
         self.dense_columns = [DENSE_FEATURES.index(n) for n in names]
-        self.clusters = self.features.clusters if self.features is not None and self.meta.get("sid_counters") else None
+        self.clusters = features.clusters if features is not None and meta.get("sid_counters") else None
+
+    @classmethod
+    def load(cls, model_ws, items: pd.DataFrame, batch_size: int = 8192) -> Scorer:
+        module, meta, vocab = load_ranker(model_ws.path("ranker"))
+        features = None
+        if module is not None:
+            vectors, sids = item_tables(model_ws, VARIANTS[meta["variant"]], items, fill_missing=True)
+            features = ItemFeatures.build(items, np.array(meta["category_vocab"], dtype=object), vectors, sids)
+        return cls(module, meta, vocab, features, batch_size)
 
     @torch.no_grad()
     def predict(self, samples: DaySamples) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +113,7 @@ class Scorer:
 
 def score_events(model_ws, events: pd.DataFrame, history: pd.DataFrame | None, items: pd.DataFrame) -> pd.DataFrame:
     """DataFrame[event_id, p_ctr, p_ctcvr] for ``events`` (same rows, time order)."""
-    scorer = Scorer(model_ws, items)
+    scorer = Scorer.load(model_ws, items)
     frames = []
     for samples in replay(events, history, items, scorer.meta["seq_len"], clusters=scorer.clusters):
         p_ctr, p_ctcvr = scorer.predict(samples)
