@@ -92,6 +92,11 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def add_ckpt_path_argument(parser: argparse.ArgumentParser) -> None:
+    """``--ckpt-path``: the training stages' resume option (``run(..., ckpt_path=...)``)."""
+    parser.add_argument("--ckpt-path", default=None, help="resume from this Lightning checkpoint (a retried run)")
+
+
 def run_stage(
     run: Callable[..., dict],
     description: str,

@@ -26,18 +26,17 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipelines._common import StageError, Workspace, run_stage, write_json
+from pipelines._common import StageError, Workspace, add_ckpt_path_argument, run_stage, write_json
 from saviorrec.config import Params
 from saviorrec.data import io
 from saviorrec.metrics.codebook import codebook_report
+from saviorrec.models.checkpoints import prepare_checkpoints, staged_output
 from saviorrec.models.rqvae import Codebook, RQVAEConfig, fit_rqvae, load_codebook
 from saviorrec.models.semantic_ids import previous_codes, sid_table
 
@@ -161,11 +160,7 @@ def encoder_hits(ws: Workspace) -> dict:
 def run(params: Params, ws: Workspace, ckpt_path: str | Path | None = None, **_: object) -> dict:
     started = time.perf_counter()
     directory = Path(ws.path("codebook"))
-    checkpoints = directory / "checkpoints"
-    if ckpt_path is None and checkpoints.exists():  # a fresh run never continues a stale fit
-        shutil.rmtree(checkpoints)
-    elif ckpt_path is not None and not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"checkpoint to resume from not found: {ckpt_path}")
+    checkpoints = prepare_checkpoints(directory, ckpt_path)
     resume = ckpt_path is not None
     items = io.read_items(ws.path("items"))
     item_ids = np.sort(items["item_id"].astype("int64").unique())
@@ -178,18 +173,13 @@ def run(params: Params, ws: Workspace, ckpt_path: str | Path | None = None, **_:
 
     holdout_path = ws.path("encoder") / "holdout_pairs.parquet"  # written by train_encoder
     holdout = io.read_parquet(holdout_path) if holdout_path.exists() else None
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=directory.parent) as tmp:
-        staging = Path(tmp) / directory.name
+    with staged_output(directory) as staging:
         sids, behavior = build_space(z, item_ids, params, directory, params.seed + 3, pairs, contrastive=True,
                                      holdout=holdout, out_dir=staging, checkpoint_dir=checkpoints / "behavior",
                                      resume=resume)
         sids_generic, generic = build_space(text, item_ids, params, directory / "generic", params.seed + 4, None,
                                             contrastive=False, holdout=holdout, out_dir=staging / "generic",
                                             checkpoint_dir=checkpoints / "generic", resume=resume)
-        if directory.exists():
-            shutil.rmtree(directory)
-        shutil.move(str(staging), directory)
     io.write_parquet(sids, ws.path("sids"))
     io.write_parquet(sids_generic, ws.path("sids_generic"))
 
@@ -199,12 +189,8 @@ def run(params: Params, ws: Workspace, ckpt_path: str | Path | None = None, **_:
     return summary
 
 
-def _arguments(parser) -> None:
-    parser.add_argument("--ckpt-path", default=None, help="resume from this Lightning checkpoint (a retried run)")
-
-
 def main(argv: list[str] | None = None) -> None:
-    run_stage(run, __doc__, add_arguments=_arguments, argv=argv)
+    run_stage(run, __doc__, add_arguments=add_ckpt_path_argument, argv=argv)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ checkpoints, and a successful run replaces the encoder folder as a whole (checkp
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,11 +22,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipelines._common import StageError, Workspace, run_stage, write_json
+from pipelines._common import StageError, Workspace, add_ckpt_path_argument, run_stage, write_json
 from saviorrec.config import Params
 from saviorrec.data import io
 from saviorrec.data.pairs import mine_pairs, split_holdout
 from saviorrec.metrics.retrieval import hit_at_k
+from saviorrec.models.checkpoints import prepare_checkpoints, staged_output
 from saviorrec.models.encoder import ItemEncoder, compatible, encoder_config, load_item_encoder, read_config
 from saviorrec.models.encoder_module import fit_encoder
 from saviorrec.models.image import BackboneFeatures
@@ -54,11 +53,7 @@ def run(params: Params, ws: Workspace, ckpt_path: str | Path | None = None, **_:
     started = time.perf_counter()
     cfg = params.encoder
     out_dir = Path(ws.path("encoder"))
-    checkpoints = out_dir / "checkpoints"
-    if ckpt_path is None and checkpoints.exists():  # a fresh run never continues a stale fit
-        shutil.rmtree(checkpoints)
-    elif ckpt_path is not None and not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"checkpoint to resume from not found: {ckpt_path}")
+    checkpoints = prepare_checkpoints(out_dir, ckpt_path)
     train_end, _eval_end = ws.split()
     events = io.read_events(ws.path("events"), end=train_end, columns=EVENT_COLUMNS)
     items = io.read_items(ws.path("items")).sort_values("item_id", kind="stable").reset_index(drop=True)
@@ -108,15 +103,10 @@ def run(params: Params, ws: Workspace, ckpt_path: str | Path | None = None, **_:
                          anchor_weight=cfg.anchor_weight, checkpoint_dir=checkpoints, ckpt_path=ckpt_path)
 
     log.info("trained %d epochs (loss %s) at %.1fs", epochs, [round(x, 3) for x in losses], time.perf_counter() - started)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
-        staging = Path(tmp) / out_dir.name
+    with staged_output(out_dir) as staging:
         encoder.save(staging)
         # the held-out pairs travel with the encoder so build_codebook scores hit@k on the same ones
         io.write_parquet(holdout, staging / HOLDOUT_FILE)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        shutil.move(str(staging), out_dir)
     # embeddings come from the saved artifact, through the same call every consumer uses
     z = load_item_encoder(out_dir).embed(items, ws.path("data"), text_vectors=text)
     drift = float(np.mean(np.sum((z - anchor) ** 2, axis=1))) if anchor is not None else None
@@ -152,12 +142,8 @@ def run(params: Params, ws: Workspace, ckpt_path: str | Path | None = None, **_:
     return summary
 
 
-def _arguments(parser) -> None:
-    parser.add_argument("--ckpt-path", default=None, help="resume from this Lightning checkpoint (a retried run)")
-
-
 def main(argv: list[str] | None = None) -> None:
-    run_stage(run, __doc__, add_arguments=_arguments, argv=argv)
+    run_stage(run, __doc__, add_arguments=add_ckpt_path_argument, argv=argv)
 
 
 if __name__ == "__main__":

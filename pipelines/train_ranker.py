@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines._common import Workspace, run_stage
+from pipelines._common import Workspace, add_ckpt_path_argument, run_stage
 from saviorrec.config import Params
 from saviorrec.models.ranker_training import train_ranker
 
@@ -31,7 +31,7 @@ def run(params: Params, ws: Workspace, previous: str | Path | None = None,
 
 def _arguments(parser) -> None:
     parser.add_argument("--previous", default=None, help="previous ranker directory to warm-start from")
-    parser.add_argument("--ckpt-path", default=None, help="resume from this Lightning checkpoint (a retried run)")
+    add_ckpt_path_argument(parser)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -277,11 +277,7 @@ def test_match_features_count_similar_history(variant):
 
 def _attended(model, batch):
     mask = batch["hist_mask"].bool()
-    cand = {"behavior": model.behavior(batch["cand_id"], batch["cand_cat"], batch.get("cand_sid"))}
-    seq = {"behavior": model.behavior(batch["hist_id"], batch["hist_cat"], batch.get("hist_sid"))}
-    if model.modal_proj is not None:
-        cand["modal"] = model.modal(batch["cand_content"], batch.get("cand_sid"))
-        seq["modal"] = model.modal(batch["hist_content"], batch.get("hist_sid"))
+    cand, seq = model.represent(batch)
     return cand, model.attention(cand, seq, mask), batch, mask
 
 

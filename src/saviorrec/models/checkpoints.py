@@ -8,6 +8,10 @@ checkpoint named ``last`` instead. Monitoring callbacks run after the LightningM
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -19,3 +23,29 @@ def last_epoch_checkpoint(directory: str | Path) -> ModelCheckpoint:
     """Overwrites ``directory/last.ckpt`` at the end of every training epoch."""
     return ModelCheckpoint(dirpath=directory, filename=LAST, save_top_k=1, every_n_epochs=1,
                            enable_version_counter=False)
+
+
+def prepare_checkpoints(out_dir: str | Path, ckpt_path: str | Path | None) -> Path:
+    """``out_dir/checkpoints``: cleared on a fresh run (never continue a stale fit); a resumed run's
+    ``ckpt_path`` must exist."""
+    checkpoints = Path(out_dir) / "checkpoints"
+    if ckpt_path is None and checkpoints.exists():
+        shutil.rmtree(checkpoints)
+    elif ckpt_path is not None and not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"checkpoint to resume from not found: {ckpt_path}")
+    return checkpoints
+
+
+@contextmanager
+def staged_output(out_dir: str | Path) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``out_dir``; on success it replaces ``out_dir`` whole
+    (checkpoints included). On failure ``out_dir``, the previous model and warm-start source, is untouched."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
+        staging = Path(tmp) / out_dir.name
+        staging.mkdir()
+        yield staging
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        shutil.move(str(staging), out_dir)

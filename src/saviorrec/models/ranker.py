@@ -21,6 +21,7 @@ from torch import nn
 from saviorrec.models.mba import MBA
 from saviorrec.models.target_attention import BLOCKS, BiDirectionalAttention
 
+OOV_ROW = 1  # the behavior-ID row of items unseen at training time (saviorrec.data.samples.IdVocab.OOV)
 N_CONTENT_STATS = 4  # mean, max, top-3 mean cosine, share above 0.5 (Ranker.match_features)
 
 ALL_BLOCKS = tuple(BLOCKS)
@@ -161,23 +162,27 @@ class Ranker(nn.Module):
                       (((cos > 0.5).float() * valid).sum(-1) / n).unsqueeze(-1)]
         return feats
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (ctr, cvr), each [B]. Keys: see ``saviorrec.data.samples.encode_batch``."""
-        mask = batch["hist_mask"].bool()
+    def represent(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """(candidate, history) in each space: {"behavior": [B, d] / [B, N, d], "modal": ... with content}."""
         cand_id = batch["cand_id"]
         if self.training and self.cfg.id_dropout > 0:
             # Cold-start practice (DropoutNet): every training item has a trained ID row, but a
             # new item at serving time reads the OOV row. Dropping IDs trains that row and
             # teaches the DNN to lean on content when the ID says nothing.
             drop = torch.rand(cand_id.shape, device=cand_id.device) < self.cfg.id_dropout
-            cand_id = torch.where(drop & (cand_id > 0), torch.full_like(cand_id, 1), cand_id)
+            cand_id = torch.where(drop & (cand_id > 0), torch.full_like(cand_id, OOV_ROW), cand_id)
         cand = {"behavior": self.behavior(cand_id, batch["cand_cat"], batch.get("cand_sid"))}
         seq = {"behavior": self.behavior(batch["hist_id"], batch["hist_cat"], batch.get("hist_sid"))}
-        parts = [cand["behavior"]]
         if self.modal_proj is not None:
             cand["modal"] = self.modal(batch["cand_content"], batch.get("cand_sid"))
             seq["modal"] = self.modal(batch["hist_content"], batch.get("hist_sid"))
-            parts.append(cand["modal"])
+        return cand, seq
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (ctr, cvr), each [B]. Keys: see ``saviorrec.data.samples.encode_batch``."""
+        mask = batch["hist_mask"].bool()
+        cand, seq = self.represent(batch)
+        parts = [cand[space] for space in ("behavior", "modal") if space in cand]
         attended = self.attention(cand, seq, mask)
         if self.cfg.interactions:
             parts += self.match_features(cand, attended, batch, mask)

@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ import torch
 from saviorrec.data.io import iter_event_days, read_items, read_parquet
 from saviorrec.data.ranker_datamodule import DayStream, RankerDataModule
 from saviorrec.data.samples import DENSE_FEATURES, IdVocab, ItemFeatures, SampleBuilder, sid_columns
-from saviorrec.models.checkpoints import last_epoch_checkpoint
+from saviorrec.models.checkpoints import last_epoch_checkpoint, prepare_checkpoints, staged_output
 from saviorrec.models.ranker import VARIANTS, RankerConfig, VariantSpec
 from saviorrec.models.ranker_module import RankerModule
 
@@ -135,11 +134,7 @@ def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | 
     spec = VARIANTS[rp.variant]
     train_end, _ = ws.split()
     out_dir = Path(ws.path("ranker"))
-    checkpoints = out_dir / "checkpoints"
-    if ckpt_path is None and checkpoints.exists():
-        shutil.rmtree(checkpoints)
-    elif ckpt_path is not None and not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"checkpoint to resume from not found: {ckpt_path}")
+    checkpoints = prepare_checkpoints(out_dir, ckpt_path)
     previous_dir = Path(previous_dir) if previous_dir else out_dir
     previous = read_meta(previous_dir) if rp.warm_start else None
     if previous is not None and previous.get("variant") != rp.variant:
@@ -175,10 +170,7 @@ def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | 
     meta["conversion_per_click"] = conv_clicks[0] / conv_clicks[1] if conv_clicks[1] else None
     summary: dict[str, Any] = {"variant": rp.variant, "warm_start": previous is not None,
                                "train_days": [str(d) for d in days if emit_from is None or d >= emit_from]}
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
-        staging = Path(tmp) / "ranker"
-        staging.mkdir()
+    with staged_output(out_dir) as staging:
         if spec.neural:
             vocab_ids = train_items["item_id"].to_numpy(np.int64)
             if previous is not None:
@@ -207,9 +199,6 @@ def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | 
             if not module.curve:
                 raise ValueError("no training samples produced: the training window holds no impressions")
         (staging / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        shutil.move(str(staging), out_dir)
     summary["trained_until"] = str(train_end)
     return summary
 
