@@ -14,6 +14,7 @@ from ranker_helpers import copy_tree, open_workspace, ranker_upstream, trained_s
 import pipelines.train_ranker as train_ranker
 from saviorrec.data.io import read_events, read_items, read_parquet, write_parquet
 from saviorrec.data.samples import DENSE_FEATURES, IdVocab
+from saviorrec.models import content_clusters
 from saviorrec.models.mba import MBA
 from saviorrec.models.ranker import VARIANTS, Ranker, RankerConfig
 from saviorrec.models.ranker_module import RankerModule, ranker_losses
@@ -145,6 +146,9 @@ def test_warm_start_trains_the_new_day_only_and_keeps_rows(ranker_upstream, tmp_
     assert torch.equal(fresh.model.item_id.weight[vocab.rows(some)], old_module.model.item_id.weight[old_vocab.rows(some)])
     summary = train_ranker.run(p2, ws2)
     assert summary["warm_start"] is True and summary["train_days"] == [str(days[-3])]
+    # the warm-started ranker keeps the content clusters its counters were learned on
+    assert old_meta["content_clusters"] == params.ranker.content_clusters > 0
+    assert np.array_equal(content_clusters.load(ws2.path("ranker")), content_clusters.load(ws1.path("ranker")))
     # nothing new to train: kept as is
     assert train_ranker.run(p2, ws2)["new_days"] == 0
 
@@ -300,7 +304,14 @@ def test_scorer_reads_the_dense_columns_the_model_was_trained_on(trained_saviorr
     meta = json.loads(config.read_text())
     assert meta["dense_features"] == DENSE_FEATURES and meta["sid_counters"] is True
     scorer = Scorer.load(ws, items)
-    assert scorer.dense_columns == list(range(len(DENSE_FEATURES))) and scorer.clusters is not None
+    assert scorer.dense_columns == list(range(len(DENSE_FEATURES))) and set(scorer.clusters) == {"sid", "cl"}
+    # every catalog item with a vector, new ones included, is in one of the saved clusters
+    labels = scorer.features.content_cluster
+    assert labels.min() >= 0 and labels.max() < meta["content_clusters"]
+    (ws.path("ranker") / content_clusters.CENTROIDS_FILE).rename(tmp_path / "moved.npy")
+    with pytest.raises(FileNotFoundError, match="content clusters"):
+        Scorer.load(ws, items)
+    (tmp_path / "moved.npy").rename(ws.path("ranker") / content_clusters.CENTROIDS_FILE)
     del meta["dense_features"]  # a ranker saved before the SID-cluster counters existed
     config.write_text(json.dumps(meta))
     assert Scorer.load(ws, items).dense_columns == list(range(len(LEGACY_DENSE_FEATURES)))

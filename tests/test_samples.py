@@ -12,6 +12,7 @@ import pytest
 from saviorrec.data.io import write_events
 from saviorrec.data.ranker_datamodule import DayStream
 from saviorrec.data.samples import (
+    CLUSTER_KINDS,
     DENSE_FEATURES,
     IdVocab,
     ItemFeatures,
@@ -139,7 +140,7 @@ def test_dense_features_are_finite_for_cold_users_and_items():
         dense_features(type(s)(s.frame, s.history, {}), prior_strength=1.0)
 
 
-def test_semantic_cluster_counters_are_strict_past_and_zero_without_sids():
+def test_cluster_counters_are_strict_past_and_zero_without_clusters():
     items = _items()
     clusters = (items["item_id"].to_numpy(), np.array([0, 0, 1, 1, -1, 2]))  # items 1, 2 share code 0; item 5 has none
     events = _events([
@@ -148,13 +149,18 @@ def test_semantic_cluster_counters_are_strict_past_and_zero_without_sids():
         (3, 10, 7, 2, 0),  # cluster 0 again: sees 1 impression / 1 click of user 7 on it
         (4, 10, 8, 2, 0),  # another user: none of their own
     ])
-    s = SampleBuilder(items, seq_len=2, clusters=clusters).step(events)
-    row = dict(zip(s.frame["event_id"], range(len(s)), strict=True))
-    assert s.counts["usid_imps"][row[3]] == 1 and s.counts["usid_clicks"][row[3]] == 1
-    assert s.counts["usid_imps"][row[4]] == 0
-    assert s.counts["sid_imps"][row[4]] == 1  # cluster 0 shown once before, to anyone
-    dense = dense_features(s, prior_strength=1.0)
-    usid_ctr = dense[:, DENSE_FEATURES.index("usid_ctr")]
-    assert usid_ctr[row[3]] > usid_ctr[row[4]]  # the clicker's rate on the cluster is higher
+    for kind in CLUSTER_KINDS:  # level-1 SID codes and content clusters count alike
+        s = SampleBuilder(items, seq_len=2, clusters={kind: clusters}).step(events)
+        row = dict(zip(s.frame["event_id"], range(len(s)), strict=True))
+        assert s.counts[f"u{kind}_imps"][row[3]] == 1 and s.counts[f"u{kind}_clicks"][row[3]] == 1
+        assert s.counts[f"u{kind}_imps"][row[4]] == 0
+        assert s.counts[f"{kind}_imps"][row[4]] == 1  # cluster 0 shown once before, to anyone
+        dense = dense_features(s, prior_strength=1.0)
+        ctr = dense[:, DENSE_FEATURES.index(f"u{kind}_ctr")]
+        assert ctr[row[3]] > ctr[row[4]]  # the clicker's rate on the cluster is higher
+        other = next(k for k in CLUSTER_KINDS if k != kind)
+        assert not dense[:, DENSE_FEATURES.index(f"log_u{other}_imps")].any()  # the other kind stays zero
     plain = dense_features(SampleBuilder(items, seq_len=2).step(events), prior_strength=1.0)
     assert not plain[:, DENSE_FEATURES.index("log_usid_imps"):].any()
+    with pytest.raises(ValueError, match="unknown cluster kind"):
+        SampleBuilder(items, seq_len=2, clusters={"brand": clusters})

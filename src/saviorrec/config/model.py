@@ -160,6 +160,7 @@ class Ranker(Section):
     wide_prior: bool = False
     interactions: bool = False
     sid_counters: bool = False
+    content_clusters: int = Field(default=0, ge=0)
 
 
 class Evaluate(Section):

@@ -36,13 +36,13 @@ class DayStream(IterableDataset):
     def __init__(self, events_root: str | Path, items: pd.DataFrame, features: ItemFeatures, vocab: IdVocab,
                  seq_len: int, batch_size: int, prior_strength: float, end: dt.date,
                  emit_from: dt.date | None = None, shuffle: bool = True, seed: int = 0, chunk_rows: int = 20000,
-                 sid_counters: bool = False):
+                 clusters: dict[str, tuple[np.ndarray, np.ndarray]] | None = None):
         super().__init__()
         self.events_root, self.items, self.features, self.vocab = events_root, items, features, vocab
         self.seq_len, self.batch_size, self.prior_strength = seq_len, batch_size, prior_strength
         self.end, self.emit_from, self.shuffle, self.seed = end, emit_from, shuffle, seed
         self.chunk_rows = chunk_rows
-        self.clusters = features.clusters if sid_counters else None
+        self.clusters = clusters  # groupings for the user x group counters (SampleBuilder)
         self.epoch = 0
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:

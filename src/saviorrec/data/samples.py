@@ -3,7 +3,8 @@
 For every impression the :class:`SampleBuilder` emits
 - the user's last ``seq_len`` clicked items with ``ts`` strictly before the impression's ``ts``
   (clicks at the same instant are not history), oldest first, right-aligned, ``-1`` = padding;
-- online counters (user, user x category, category, item, global impressions and clicks)
+- online counters (user, user x category, category, item, global impressions and clicks, and
+  optionally user x cluster / cluster for the level-1 SID and for coarse content clusters)
   over the same strict past, from which the dense features and the heuristic score derive.
 
 The builder is replayed day by day (``step``), so only one day partition and the running
@@ -22,12 +23,17 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-COUNTERS = ("user", "ucat", "cat", "item", "glob", "usid", "sid")
+COUNTERS = ("user", "ucat", "cat", "item", "glob")
+# Optional item groupings with user x group counters: level-1 SID code, coarse content cluster
+# (saviorrec.models.content_clusters). Each adds "<name>" and "u<name>" counters.
+CLUSTER_KINDS = ("sid", "cl")
 DENSE_FEATURES = [
     "log_user_imps", "user_ctr", "log_ucat_imps", "ucat_ctr", "cat_ctr",
     "log_item_imps", "item_ctr", "history_fill", "heuristic_logit",
     # semantic-cluster counters (level-1 SID code): zero when the variant has no SIDs
     "log_usid_imps", "usid_ctr", "sid_ctr",
+    # content-cluster counters (ranker.content_clusters): zero when off or without item vectors
+    "log_ucl_imps", "ucl_ctr", "cl_ctr",
 ]
 # Models trained before the semantic-cluster counters existed read only these columns.
 LEGACY_DENSE_FEATURES = DENSE_FEATURES[:9]
@@ -78,16 +84,21 @@ def _strict_prior(keys: np.ndarray, ts: np.ndarray, click: np.ndarray) -> tuple[
 class SampleBuilder:
     """Streams day partitions into :class:`DaySamples`, carrying history and counters across days."""
 
-    def __init__(self, items: pd.DataFrame, seq_len: int, clusters: tuple[np.ndarray, np.ndarray] | None = None):
-        """``clusters``: (item ids, level-1 SID code per item) for the user x semantic-cluster counters:
-        a new item's code is known from content, so the user's past clicks on its cluster (items
-        the behavior-aware encoder put together) inform its first impressions. None: no counters."""
+    def __init__(self, items: pd.DataFrame, seq_len: int,
+                 clusters: dict[str, tuple[np.ndarray, np.ndarray]] | None = None):
+        """``clusters``: kind (``CLUSTER_KINDS``) -> (item ids, group per item, -1 = none) for the
+        user x group counters: a new item's group is known from content, so the user's past
+        impressions and clicks on its group inform its first impressions. None: no such counters."""
         self.seq_len = seq_len
-        self._clusters = None
-        if clusters is not None:
-            ids, codes = (np.asarray(a, np.int64) for a in clusters)
+        self._clusters: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._groups: dict[str, int] = {}  # key stride per kind: group values are 0..stride-1
+        for kind, (ids, codes) in (clusters or {}).items():
+            if kind not in CLUSTER_KINDS:
+                raise ValueError(f"unknown cluster kind {kind!r}; expected one of {CLUSTER_KINDS}")
+            ids, codes = np.asarray(ids, np.int64), np.asarray(codes, np.int64)
             order = np.argsort(ids)
-            self._clusters = (ids[order], codes[order])
+            self._clusters[kind] = (ids[order], codes[order])
+            self._groups[kind] = int(codes.max(initial=0)) + 2
         self.cat_vocab = np.array(sorted(items["category"].dropna().astype(str).unique()), dtype=object)
         self._item_ids = items["item_id"].to_numpy(np.int64)
         order = np.argsort(self._item_ids)
@@ -95,16 +106,17 @@ class SampleBuilder:
         self._item_cat = category_codes(items["category"], self.cat_vocab)[order]
         self._clicks = pd.DataFrame({"user_id": np.zeros(0, np.int64), "item_id": np.zeros(0, np.int64),
                                      "t": np.zeros(0, np.int64)})
-        self._state = {name: (pd.Series(dtype=float), pd.Series(dtype=float)) for name in COUNTERS}
+        names = [*COUNTERS, *(f"{p}{kind}" for kind in self._clusters for p in ("u", ""))]
+        self._state = {name: (pd.Series(dtype=float), pd.Series(dtype=float)) for name in names}
 
     def item_categories(self, item_ids: np.ndarray) -> np.ndarray:
         pos = np.clip(np.searchsorted(self._item_ids, item_ids), 0, max(len(self._item_ids) - 1, 0))
         found = self._item_ids[pos] == item_ids if len(self._item_ids) else np.zeros(len(item_ids), bool)
         return np.where(found, self._item_cat[pos], 0)
 
-    def item_clusters(self, item_ids: np.ndarray) -> np.ndarray:
-        """Level-1 code + 1 per item; 0 = unknown item or no code (one shared bucket)."""
-        ids, codes = self._clusters
+    def item_clusters(self, item_ids: np.ndarray, kind: str = "sid") -> np.ndarray:
+        """Group + 1 per item; 0 = unknown item or no group (one shared bucket)."""
+        ids, codes = self._clusters[kind]
         pos = np.clip(np.searchsorted(ids, item_ids), 0, max(len(ids) - 1, 0))
         found = ids[pos] == item_ids if len(ids) else np.zeros(len(item_ids), bool)
         return np.where(found & (codes[pos] >= 0), codes[pos] + 1, 0)
@@ -128,10 +140,10 @@ class SampleBuilder:
             "item": item,
             "glob": np.zeros(len(events), np.int64),
         }
-        if self._clusters is not None:
-            cluster = self.item_clusters(item)
-            keys["usid"] = user * np.int64(int(self._clusters[1].max(initial=0)) + 2) + cluster
-            keys["sid"] = cluster
+        for kind in self._clusters:
+            cluster = self.item_clusters(item, kind)
+            keys[f"u{kind}"] = user * np.int64(self._groups[kind]) + cluster
+            keys[kind] = cluster
         day_clicks = events.loc[click == 1]
         clicks = pd.concat([self._clicks, pd.DataFrame({
             "user_id": day_clicks["user_id"].to_numpy(np.int64),
@@ -208,10 +220,12 @@ def smoothed_rates(counts: dict[str, np.ndarray], prior_strength: float) -> dict
     ucat = (counts["ucat_clicks"] + k * base) / (counts["ucat_imps"] + k)
     item = (counts["item_clicks"] + k * cat) / (counts["item_imps"] + k)
     rates = {"glob": glob, "cat": cat, "user": user, "ucat": ucat, "item": item, "heuristic": ucat}
-    if "sid_imps" in counts:
-        sid = (counts["sid_clicks"] + k * glob) / (counts["sid_imps"] + k)
-        sid_base = np.clip(user * sid / np.maximum(glob, 1e-6), 1e-4, 1 - 1e-4)
-        rates.update(sid=sid, usid=(counts["usid_clicks"] + k * sid_base) / (counts["usid_imps"] + k))
+    for kind in CLUSTER_KINDS:
+        if f"{kind}_imps" in counts:
+            group = (counts[f"{kind}_clicks"] + k * glob) / (counts[f"{kind}_imps"] + k)
+            group_base = np.clip(user * group / np.maximum(glob, 1e-6), 1e-4, 1 - 1e-4)
+            rates[kind] = group
+            rates[f"u{kind}"] = (counts[f"u{kind}_clicks"] + k * group_base) / (counts[f"u{kind}_imps"] + k)
     return rates
 
 
@@ -223,10 +237,11 @@ def dense_features(samples: DaySamples, prior_strength: float) -> np.ndarray:
     fill = (samples.history >= 0).mean(axis=1) if samples.history.shape[1] else np.zeros(len(samples))
     cols = [np.log1p(c["user_imps"]), r["user"], np.log1p(c["ucat_imps"]), r["ucat"], r["cat"],
             np.log1p(c["item_imps"]), r["item"], fill, np.log(h / (1 - h))]
-    if "usid" in r:
-        cols += [np.log1p(c["usid_imps"]), r["usid"], r["sid"]]
-    else:
-        cols += [np.zeros(len(samples))] * 3
+    for kind in CLUSTER_KINDS:
+        if f"u{kind}" in r:
+            cols += [np.log1p(c[f"u{kind}_imps"]), r[f"u{kind}"], r[kind]]
+        else:
+            cols += [np.zeros(len(samples))] * 3
     return np.nan_to_num(np.stack(cols, axis=1).astype(np.float32))
 
 
@@ -264,6 +279,7 @@ class ItemFeatures:
             [np.zeros((1, content.shape[1]), np.float32), content[order].astype(np.float32)])
         self.sid = None if sid is None else np.concatenate([np.full((1, sid.shape[1]), -1, np.int64),
                                                             sid[order].astype(np.int64)])
+        self.content_cluster: np.ndarray | None = None  # [N] group per item (-1 = none); see set_content_clusters
 
     @classmethod
     def build(cls, items: pd.DataFrame, cat_vocab: np.ndarray, vectors: pd.DataFrame | None,
@@ -283,10 +299,22 @@ class ItemFeatures:
             sid[pos >= 0] = sids[cols].to_numpy(np.int64)[pos[pos >= 0]]
         return cls(ids, category_codes(items["category"], cat_vocab), content, sid)
 
-    @property
-    def clusters(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(item ids, level-1 SID code) for :class:`SampleBuilder`'s cluster counters; None without SIDs."""
-        return None if self.sid is None else (self.item_ids, self.sid[1:, 0])
+    def set_content_clusters(self, labels: np.ndarray) -> None:
+        """Content cluster per item (catalog order of ``item_ids``; -1 = no content)."""
+        if len(labels) != len(self.item_ids):
+            raise ValueError(f"{len(labels)} cluster labels for {len(self.item_ids)} items")
+        self.content_cluster = np.asarray(labels, np.int64)
+
+
+    def counter_clusters(self, sid: bool = False, content: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Groupings for :class:`SampleBuilder`'s user x group counters: ``sid`` = level-1 SID code
+        (when the table has SIDs), ``content`` = content cluster (when set)."""
+        groups = {}
+        if sid and self.sid is not None:
+            groups["sid"] = (self.item_ids, self.sid[1:, 0])
+        if content and self.content_cluster is not None:
+            groups["cl"] = (self.item_ids, self.content_cluster)
+        return groups
 
     def rows(self, item_ids: np.ndarray) -> np.ndarray:
         """Item IDs (any shape, -1 = padding) -> table rows; unknown and padding -> 0."""

@@ -28,6 +28,7 @@ import torch
 from saviorrec.data.io import iter_event_days, read_items, read_parquet
 from saviorrec.data.ranker_datamodule import DayStream, RankerDataModule
 from saviorrec.data.samples import DENSE_FEATURES, IdVocab, ItemFeatures, SampleBuilder, sid_columns
+from saviorrec.models import content_clusters
 from saviorrec.models.checkpoints import last_epoch_checkpoint, prepare_checkpoints, staged_output
 from saviorrec.models.ranker import VARIANTS, RankerConfig, VariantSpec
 from saviorrec.models.ranker_module import RankerModule
@@ -151,6 +152,7 @@ def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | 
         "category_vocab": [str(c) for c in cat_vocab], "train_start": str(days[0]), "trained_until": str(train_end),
         "content": spec.content, "sids": spec.sids,
         "sid_counters": bool(rp.sid_counters and spec.sids), "dense_features": list(DENSE_FEATURES),
+        "content_clusters": rp.content_clusters if spec.content else 0,
     }
     emit_from = None
     if previous is not None:
@@ -176,8 +178,10 @@ def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | 
             if previous is not None:
                 vocab_ids = np.union1d(vocab_ids, np.load(previous_dir / "id_vocab.npy"))
             vocab = IdVocab(vocab_ids)
-            vectors, sids = item_tables(ws, spec)
-            features = ItemFeatures.build(items, cat_vocab, vectors, sids)
+            features, centroids = ranker_features(params, ws, spec, items, cat_vocab, train_end,
+                                                  previous_dir if previous is not None else None)
+            if centroids is not None:
+                content_clusters.save(staging, centroids)
             config = build_config(params, rp.variant, vocab, cat_vocab, features)
             L.seed_everything(params.seed, workers=True, verbose=False)
             module = RankerModule(config.to_dict(), lr=rp.lr, weight_decay=rp.weight_decay, ctcvr_weight=rp.ctcvr_weight)
@@ -185,7 +189,8 @@ def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | 
                 summary["warm_start_tensors"] = warm_start_state(module, previous_dir, previous, vocab, cat_vocab)
             stream = DayStream(ws.path("events"), items, features, vocab, rp.seq_len, rp.batch_size,
                                rp.heuristic_prior_strength, end=train_end, emit_from=emit_from, seed=params.seed,
-                               sid_counters=rp.sid_counters)
+                               clusters=features.counter_clusters(sid=meta["sid_counters"],
+                                                                  content=bool(meta["content_clusters"])))
             trainer = make_trainer(rp, checkpoint_dir=checkpoints)
             trainer.fit(module, datamodule=RankerDataModule(stream, rp.num_workers),
                         ckpt_path=str(ckpt_path) if ckpt_path else None)
@@ -201,6 +206,32 @@ def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | 
         (staging / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     summary["trained_until"] = str(train_end)
     return summary
+
+
+def ranker_features(params, ws, spec: VariantSpec, items: pd.DataFrame, cat_vocab: np.ndarray, train_end: dt.date,
+                    previous_dir: Path | None = None) -> tuple[ItemFeatures, np.ndarray | None]:
+    """The variant's item tables aligned to the catalog, with content clusters when
+    ``ranker.content_clusters`` is on and the variant has item vectors: (features, centroids or None).
+
+    Centroids: the previous ranker's on a warm start (same clusters, comparable counters) when
+    they fit the vectors; otherwise spherical k-means over the vectors of items first seen
+    before ``train_end``.
+    """
+    features = ItemFeatures.build(items, cat_vocab, *item_tables(ws, spec))
+    k = params.ranker.content_clusters
+    if not k or features.content is None:
+        return features, None
+    centroids = content_clusters.load(previous_dir) if previous_dir is not None else None
+    if centroids is not None and centroids.shape != (k, features.content.shape[1]):
+        log.warning("warm start: previous content clusters are %s, not (%d, %d): refitting",
+                    centroids.shape, k, features.content.shape[1])
+        centroids = None
+    if centroids is None:
+        known = items.loc[items["first_seen"] < pd.Timestamp(train_end), "item_id"].to_numpy(np.int64)
+        rows = features.rows(known)
+        centroids = content_clusters.fit_centroids(features.content[rows[rows > 0]], k, params.seed)
+    features.set_content_clusters(content_clusters.assign(features.content[1:], centroids))
+    return features, centroids
 
 
 def make_trainer(rp, max_epochs: int | None = None, checkpoint_dir: Path | None = None) -> L.Trainer:

@@ -28,6 +28,7 @@ from saviorrec.data.samples import (
     SampleBuilder,
     encode_batch,
 )
+from saviorrec.models import content_clusters
 from saviorrec.models.heuristic import heuristic_ctr
 from saviorrec.models.ranker import VARIANTS
 from saviorrec.models.ranker_module import RankerModule
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 def replay(events: pd.DataFrame, history: pd.DataFrame | None, items: pd.DataFrame, seq_len: int,
-           chunk_rows: int = 20000, clusters: tuple[np.ndarray, np.ndarray] | None = None):
+           chunk_rows: int = 20000, clusters: dict[str, tuple[np.ndarray, np.ndarray]] | None = None):
     """Yield DaySamples of ``events`` in time order, state built from ``history`` + earlier events.
 
     Consecutive days are processed together up to ``chunk_rows`` rows (sparse logs have many tiny days).
@@ -79,7 +80,8 @@ class Scorer:
         # models saved before a dense column was added read the columns they were trained on
         names = meta.get("dense_features", LEGACY_DENSE_FEATURES)
         self.dense_columns = [DENSE_FEATURES.index(n) for n in names]
-        self.clusters = features.clusters if features is not None and meta.get("sid_counters") else None
+        self.clusters = None if features is None else features.counter_clusters(
+            sid=bool(meta.get("sid_counters")), content=bool(meta.get("content_clusters")))
 
     @classmethod
     def load(cls, model_ws, items: pd.DataFrame, batch_size: int = 8192) -> Scorer:
@@ -88,6 +90,12 @@ class Scorer:
         if module is not None:
             vectors, sids = item_tables(model_ws, VARIANTS[meta["variant"]], items, fill_missing=True)
             features = ItemFeatures.build(items, np.array(meta["category_vocab"], dtype=object), vectors, sids)
+            if meta.get("content_clusters"):
+                centroids = content_clusters.load(model_ws.path("ranker"))
+                if centroids is None:
+                    raise FileNotFoundError(f"ranker at {model_ws.path('ranker')} uses content clusters but "
+                                            f"{content_clusters.CENTROIDS_FILE} is missing")
+                features.set_content_clusters(content_clusters.assign(features.content[1:], centroids))
         return cls(module, meta, vocab, features, batch_size)
 
     @torch.no_grad()
