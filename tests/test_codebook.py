@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from training_faults import CrashAtEpoch
 
 from saviorrec.metrics import codebook as m
 from saviorrec.models.semantic_ids import embed_and_assign, sid_table
@@ -207,7 +208,6 @@ def test_warm_rebuild_keeps_sids_stable_and_full_rebuild_is_still_possible(tiny_
 
 def test_retried_build_resumes_each_space_from_its_last_epoch_checkpoint(tiny_pipeline, copy_workspace, monkeypatch):
     """A crash in epoch 2 keeps the previous codebook; the retry continues the fit (no k-means again)."""
-    import lightning as L
     import torch
 
     from pipelines import build_codebook
@@ -215,17 +215,12 @@ def test_retried_build_resumes_each_space_from_its_last_epoch_checkpoint(tiny_pi
     from saviorrec.models.rqvae import RQVAE
     from saviorrec.orchestration.resume import resume_options
 
-    class CrashInSecondEpoch(L.Callback):
-        def on_train_epoch_start(self, trainer, module):
-            if trainer.current_epoch == 1:
-                raise RuntimeError("simulated worker loss")
-
     tiny_pipeline.run("build_codebook")
     runner = copy_workspace(tiny_pipeline.root)
     directory = runner.ws.path("codebook")
     before = (directory / "model.pt").read_bytes()
     real_fit = build_codebook.fit_rqvae
-    monkeypatch.setattr(build_codebook, "fit_rqvae", lambda *a, **k: real_fit(*a, callbacks=[CrashInSecondEpoch()], **k))
+    monkeypatch.setattr(build_codebook, "fit_rqvae", lambda *a, **k: real_fit(*a, callbacks=[CrashAtEpoch(1)], **k))
     with pytest.raises(RuntimeError, match="simulated"):
         _stage(runner.root, **{"codebook.full_rebuild": True})
     last = directory / "checkpoints" / "behavior" / "last.ckpt"

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from training_faults import CrashAtEpoch
 
 from pipelines._common import StageError
 from saviorrec.data import io
@@ -248,16 +249,9 @@ def test_a_torchscript_image_backbone_can_be_configured_by_path(tmp_path):
 
 def test_retried_training_resumes_from_the_last_epoch_checkpoint(tiny_pipeline, copy_workspace, monkeypatch):
     """A crash in epoch 2 of 2 keeps the previous encoder; the retry runs only epoch 2, like an unbroken fit."""
-    import lightning as L
-
     import pipelines.train_encoder as stage
     from pipelines._common import Workspace
     from saviorrec.orchestration.resume import resume_options
-
-    class CrashInSecondEpoch(L.Callback):
-        def on_train_epoch_start(self, trainer, module):
-            if trainer.current_epoch == 1:
-                raise RuntimeError("simulated worker loss")
 
     tiny_pipeline.run("train_encoder")
     runner = copy_workspace(tiny_pipeline.root)
@@ -266,7 +260,7 @@ def test_retried_training_resumes_from_the_last_epoch_checkpoint(tiny_pipeline, 
     ws = Workspace(runner.root, params)
     before = (ws.path("encoder") / "model.pt").read_bytes()
     real_fit = stage.fit_encoder
-    monkeypatch.setattr(stage, "fit_encoder", lambda *a, **k: real_fit(*a, callbacks=[CrashInSecondEpoch()], **k))
+    monkeypatch.setattr(stage, "fit_encoder", lambda *a, **k: real_fit(*a, callbacks=[CrashAtEpoch(1)], **k))
     with pytest.raises(RuntimeError, match="simulated"):
         stage.run(params, ws)
     last = ws.path("encoder") / "checkpoints" / "last.ckpt"

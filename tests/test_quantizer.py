@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from training_faults import CrashAtEpoch
 
 from saviorrec.models.quantizer import ResidualQuantizer, nearest
 from saviorrec.models.rqvae import Codebook, RQVAEConfig, fit_rqvae, load_codebook
@@ -141,20 +142,13 @@ def test_warm_start_from_state_keeps_codes():
 
 
 def test_a_fit_resumed_from_its_epoch_checkpoint_equals_an_uninterrupted_one(tmp_path):
-    import lightning as L
-
-    class CrashInThirdEpoch(L.Callback):
-        def on_train_epoch_start(self, trainer, module):
-            if trainer.current_epoch == 2:
-                raise RuntimeError("simulated worker loss")
-
     x = clustered()
     rng = np.random.default_rng(0)
     pairs = (rng.integers(len(x), size=200), rng.integers(len(x), size=200), np.ones(200, np.float32))
     kw = dict(epochs=4, batch_size=64, seed=1, kmeans_iters=5, pairs=pairs)
     unbroken = fit_rqvae(x, small_config(), **kw)
     with pytest.raises(RuntimeError, match="simulated"):
-        fit_rqvae(x, small_config(), checkpoint_dir=tmp_path, callbacks=[CrashInThirdEpoch()], **kw)
+        fit_rqvae(x, small_config(), checkpoint_dir=tmp_path, callbacks=[CrashAtEpoch(2)], **kw)
     assert torch.load(tmp_path / "last.ckpt", weights_only=False)["epoch"] == 1  # 2 of 4 epochs done
     resumed = fit_rqvae(x, small_config(), checkpoint_dir=tmp_path, ckpt_path=tmp_path / "last.ckpt", **kw)
     for key, value in unbroken.state_dict().items():

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from ranker_helpers import copy_tree, open_workspace, ranker_upstream, trained_saviorrec  # noqa: F401
+from training_faults import CrashAtEpoch
 
 import pipelines.train_ranker as train_ranker
 from saviorrec.data.io import read_events, read_items, read_parquet, write_parquet
@@ -188,15 +189,8 @@ def test_heuristic_variant(ranker_upstream, tmp_path):
 
 def test_retried_training_resumes_from_the_last_epoch_checkpoint(ranker_upstream, tmp_path, monkeypatch):
     """A crash in epoch 2 of 2 leaves last.ckpt (epoch 1) and the previous ranker; the retry runs epoch 2 only."""
-    import lightning as L
-
     from saviorrec.models import ranker_training
     from saviorrec.orchestration.resume import resume_options
-
-    class CrashInSecondEpoch(L.Callback):
-        def on_train_epoch_start(self, trainer, module):
-            if trainer.current_epoch == 1:
-                raise RuntimeError("simulated worker loss")
 
     root = copy_tree(ranker_upstream, tmp_path / "ws")
     params, ws = open_workspace(root, {"ranker.variant": "saviorrec", "ranker.epochs": 1})
@@ -209,7 +203,7 @@ def test_retried_training_resumes_from_the_last_epoch_checkpoint(ranker_upstream
 
     def crashing_trainer(*args, **kwargs):
         trainer = real(*args, **kwargs)
-        trainer.callbacks.append(CrashInSecondEpoch())
+        trainer.callbacks.append(CrashAtEpoch(1))
         return trainer
 
     monkeypatch.setattr(ranker_training, "make_trainer", crashing_trainer)

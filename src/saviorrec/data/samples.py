@@ -305,7 +305,6 @@ class ItemFeatures:
             raise ValueError(f"{len(labels)} cluster labels for {len(self.item_ids)} items")
         self.content_cluster = np.asarray(labels, np.int64)
 
-
     def counter_clusters(self, sid: bool = False, content: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Groupings for :class:`SampleBuilder`'s user x group counters: ``sid`` = level-1 SID code
         (when the table has SIDs), ``content`` = content cluster (when set)."""

@@ -1,4 +1,5 @@
-"""The per-epoch checkpoint a retried training task resumes from (``<dir>/last.ckpt``).
+"""What a retried training task needs to resume: the per-epoch checkpoint (``<dir>/last.ckpt``),
+draws seeded per epoch (so a resumed fit replays like an unbroken one) and staged outputs.
 
 ``ModelCheckpoint(save_last=True, save_top_k=0)`` writes nothing in Lightning 2.6 (it only
 refreshes ``last`` after a top-k save), so the latest epoch is kept as the single "top-1"
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.utils.data import Sampler
 
 LAST = "last"
 
@@ -23,6 +27,33 @@ def last_epoch_checkpoint(directory: str | Path) -> ModelCheckpoint:
     """Overwrites ``directory/last.ckpt`` at the end of every training epoch."""
     return ModelCheckpoint(dirpath=directory, filename=LAST, save_top_k=1, every_n_epochs=1,
                            enable_version_counter=False)
+
+
+def training_callbacks(checkpoint_dir: str | Path | None, callbacks: Sequence[L.Callback] = ()) -> list[L.Callback]:
+    """``callbacks`` plus the ``last.ckpt`` writer when ``checkpoint_dir`` is given."""
+    extra = [last_epoch_checkpoint(checkpoint_dir)] if checkpoint_dir is not None else []
+    return [*callbacks, *extra]
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of epoch ``epoch``'s draws: depends on nothing a resumed fit does not know."""
+    return seed + 7919 * epoch
+
+
+class EpochSeededSampler(Sampler):
+    """Wraps a ``sampler`` that draws from ``generator`` and reseeds that generator from
+    (``seed``, ``epoch()``) at the first draw of each epoch, not when the loader is built (a
+    resumed fit builds it before its epoch counter has moved on)."""
+
+    def __init__(self, sampler: Sampler, generator: torch.Generator, seed: int, epoch: Callable[[], int]):
+        self.sampler, self.generator, self.seed, self.epoch = sampler, generator, seed, epoch
+
+    def __iter__(self):
+        self.generator.manual_seed(epoch_seed(self.seed, self.epoch()))
+        yield from self.sampler
+
+    def __len__(self) -> int:
+        return len(self.sampler)
 
 
 def prepare_checkpoints(out_dir: str | Path, ckpt_path: str | Path | None) -> Path:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -26,24 +26,10 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
+from saviorrec.models.checkpoints import EpochSeededSampler, training_callbacks
 from saviorrec.models.encoder import ItemEncoder, ItemFeatures
 
 log = logging.getLogger(__name__)
-
-
-class EpochWeightedSampler(WeightedRandomSampler):
-    """Weighted draws seeded from (seed, the trainer's current epoch) each time an epoch starts."""
-
-    def __init__(self, weights: torch.Tensor, num_samples: int, seed: int, epoch: Callable[[], int]):
-        super().__init__(weights, num_samples=num_samples, replacement=True, generator=torch.Generator())
-        self.seed = seed
-        self.epoch = epoch
-
-    def __iter__(self):
-        # seeded at the first draw of the epoch, not when the loader is built (a resumed fit
-        # builds it before its epoch counter has moved on)
-        self.generator.manual_seed(self.seed + 7919 * self.epoch())
-        yield from super().__iter__()
 
 
 class PairDataModule(L.LightningDataModule):
@@ -60,8 +46,9 @@ class PairDataModule(L.LightningDataModule):
         self.per_epoch = per_epoch or len(pairs)
 
     def train_dataloader(self) -> DataLoader:
-        sampler = EpochWeightedSampler(self.weights, self.per_epoch, self.seed,
-                                       lambda: self.trainer.current_epoch if self.trainer else 0)
+        generator = torch.Generator()
+        draws = WeightedRandomSampler(self.weights, num_samples=self.per_epoch, replacement=True, generator=generator)
+        sampler = EpochSeededSampler(draws, generator, self.seed, lambda: self.trainer.current_epoch if self.trainer else 0)
         return DataLoader(TensorDataset(self.pairs), batch_size=self.batch_size, sampler=sampler, drop_last=self.per_epoch >= 2 * self.batch_size)
 
 
@@ -175,11 +162,6 @@ def fit_encoder(
     module = ContrastiveEncoder(encoder, features, cfg.temperature, lr, cfg.weight_decay, seed=seed,
                                 anchor=anchor, anchor_weight=anchor_weight)
     data = PairDataModule(pairs, weights, cfg.batch_size, seed, getattr(cfg, "pairs_per_epoch", None))
-    all_callbacks = list(callbacks)
-    if checkpoint_dir is not None:
-        from saviorrec.models.checkpoints import last_epoch_checkpoint
-
-        all_callbacks.append(last_epoch_checkpoint(checkpoint_dir))
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator="auto",
@@ -187,7 +169,7 @@ def fit_encoder(
         deterministic=True,
         logger=False,
         enable_checkpointing=checkpoint_dir is not None,
-        callbacks=all_callbacks,
+        callbacks=training_callbacks(checkpoint_dir, callbacks),
         enable_progress_bar=False,
         enable_model_summary=False,
     )

@@ -29,7 +29,7 @@ from saviorrec.data.io import iter_event_days, read_items, read_parquet
 from saviorrec.data.ranker_datamodule import DayStream, RankerDataModule
 from saviorrec.data.samples import DENSE_FEATURES, IdVocab, ItemFeatures, SampleBuilder, sid_columns
 from saviorrec.models import content_clusters
-from saviorrec.models.checkpoints import last_epoch_checkpoint, prepare_checkpoints, staged_output
+from saviorrec.models.checkpoints import prepare_checkpoints, staged_output, training_callbacks
 from saviorrec.models.ranker import VARIANTS, RankerConfig, VariantSpec
 from saviorrec.models.ranker_module import RankerModule
 
@@ -236,9 +236,8 @@ def ranker_features(params, ws, spec: VariantSpec, items: pd.DataFrame, cat_voca
 
 def make_trainer(rp, max_epochs: int | None = None, checkpoint_dir: Path | None = None) -> L.Trainer:
     """A quiet Trainer; with ``checkpoint_dir`` it keeps ``last.ckpt`` there after every epoch."""
-    callbacks = [last_epoch_checkpoint(checkpoint_dir)] if checkpoint_dir is not None else []
     return L.Trainer(max_epochs=max_epochs or rp.epochs, accelerator=rp.accelerator, devices=1, logger=False,
-                     enable_checkpointing=bool(callbacks), callbacks=callbacks, enable_progress_bar=False,
+                     enable_checkpointing=checkpoint_dir is not None, callbacks=training_callbacks(checkpoint_dir), enable_progress_bar=False,
                      enable_model_summary=False)
 
 

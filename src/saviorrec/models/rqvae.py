@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
+from saviorrec.models.checkpoints import EpochSeededSampler, epoch_seed, training_callbacks
 from saviorrec.models.quantizer import ResidualQuantizer
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class RQVAE(L.LightningModule):
         self._reset_epoch_state(self.current_epoch)
 
     def _reset_epoch_state(self, epoch: int = 0) -> None:
-        self._generator = torch.Generator().manual_seed(self.seed + 7919 * epoch)
+        self._generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
         self._counts = torch.zeros(self.config.levels, self.config.codebook_size, dtype=torch.long)
         self._pool: list[torch.Tensor] = []
 
@@ -182,21 +183,6 @@ class RQVAE(L.LightningModule):
     @torch.no_grad()
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.quantizer.lookup(codes))
-
-
-class EpochBatchSampler(BatchSampler):
-    """Shuffled batches seeded from (seed, the trainer's current epoch) each time an epoch starts."""
-
-    def __init__(self, n: int, batch_size: int, seed: int, epoch: Callable[[], int]):
-        super().__init__(RandomSampler(range(n), generator=torch.Generator()), batch_size, drop_last=False)
-        self.seed = seed
-        self.epoch = epoch
-
-    def __iter__(self):
-        # seeded at the first draw of the epoch, not when the loader is built (a resumed fit
-        # builds it before its epoch counter has moved on)
-        self.sampler.generator.manual_seed(self.seed + 7919 * self.epoch())
-        yield from super().__iter__()
 
 
 def fit_rqvae(
@@ -234,15 +220,12 @@ def fit_rqvae(
     if pairs is not None and len(pairs[0]) > 0:
         trig, targ, weight = pairs
         model.set_pairs(xt[torch.from_numpy(trig)], xt[torch.from_numpy(targ)], torch.from_numpy(weight))
-    sampler = EpochBatchSampler(len(xt), min(batch_size, len(xt)), seed, lambda: model.current_epoch)
+    generator = torch.Generator()
+    batches = BatchSampler(RandomSampler(range(len(xt)), generator=generator), min(batch_size, len(xt)), drop_last=False)
+    sampler = EpochSeededSampler(batches, generator, seed, lambda: model.current_epoch)
     loader = DataLoader(TensorDataset(xt), sampler=sampler, batch_size=None)
-    all_callbacks = list(callbacks)
-    if checkpoint_dir is not None:
-        from saviorrec.models.checkpoints import last_epoch_checkpoint
-
-        all_callbacks.append(last_epoch_checkpoint(checkpoint_dir))
     trainer = L.Trainer(max_epochs=epochs, accelerator="auto", devices=1, logger=False,
-                        enable_checkpointing=checkpoint_dir is not None, callbacks=all_callbacks,
+                        enable_checkpointing=checkpoint_dir is not None, callbacks=training_callbacks(checkpoint_dir, callbacks),
                         enable_progress_bar=False, enable_model_summary=False,
                         deterministic=True, num_sanity_val_steps=0)
     if epochs > 0:
