@@ -35,9 +35,10 @@ from saviorrec.config import load_params  # noqa: E402
 from saviorrec.data.io import read_events, read_items  # noqa: E402
 from saviorrec.data.ranker_datamodule import DayStream  # noqa: E402
 from saviorrec.data.samples import DENSE_FEATURES, IdVocab, SampleBuilder  # noqa: E402
+from saviorrec.models import content_clusters  # noqa: E402
 from saviorrec.models.ranker import VARIANTS  # noqa: E402
 from saviorrec.models.ranker_module import RankerModule, ranker_losses  # noqa: E402
-from saviorrec.models.ranker_training import build_config, ranker_features  # noqa: E402
+from saviorrec.models.ranker_training import build_config, cluster_sizes, ranker_features  # noqa: E402
 from saviorrec.models.scoring import Scorer, replay  # noqa: E402
 
 
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = build_config(params, args.variant, vocab, cat_vocab, features).to_dict()
     stream = DayStream(ws.path("events"), items, features, vocab, rp.seq_len, rp.batch_size, rp.heuristic_prior_strength,
                        end=train_end, seed=params.seed,
-                       clusters=features.counter_clusters(sid=rp.sid_counters, content=bool(rp.content_clusters)))
+                       clusters=features.counter_clusters(sid=rp.sid_counters))
     batches = []
     for batch in stream:
         batches.append(batch)
@@ -151,7 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
     events = read_events(ws.path("events"), start=train_end, end=eval_end)
     history = read_events(ws.path("events"), end=train_end)
     meta = {"variant": args.variant, "prior_strength": rp.heuristic_prior_strength, "sid_counters": rp.sid_counters,
-            "content_clusters": rp.content_clusters, "dense_features": list(DENSE_FEATURES)}
+            **{content_clusters.META_KEYS[kind]: k for kind, k in cluster_sizes(rp, spec).items()},
+            "dense_features": list(DENSE_FEATURES)}
     scorer = Scorer(module, meta, vocab, features)
     samples = next(replay(events.head(1000), history, items, rp.seq_len, clusters=scorer.clusters))
     scorer.predict(samples)  # warm-up

@@ -1,4 +1,6 @@
-"""Content clusters: seeded spherical k-means, nearest-centroid assignment, no-content rows."""
+"""Content clusters: seeded spherical k-means, nearest-centroid assignment, no-content rows, which variant gets which."""
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -40,3 +42,24 @@ def test_a_catalog_smaller_than_k_gets_one_cluster_per_item_and_none_is_an_error
     assert content_clusters.fit_centroids(x, 10, seed=0).shape == (4, 8)
     with pytest.raises(ValueError, match="ranker.content_clusters=10: no training item has a content vector"):
         content_clusters.fit_centroids(np.zeros((5, 8), np.float32), 10, seed=0)
+
+
+def test_each_variant_gets_the_clusterings_its_inputs_allow():
+    from saviorrec.data.samples import ItemFeatures
+    from saviorrec.models.ranker import VARIANTS
+    from saviorrec.models.ranker_training import cluster_sizes
+
+    rp = SimpleNamespace(content_clusters=16, text_clusters=12)
+    assert cluster_sizes(rp, VARIANTS["saviorrec"]) == {"cl": 16, "tcl": 12}
+    # the baseline's item vectors are the text: a second text clustering would repeat the first
+    assert cluster_sizes(rp, VARIANTS["content_frozen"]) == {"cl": 16, "tcl": 0}
+    assert cluster_sizes(rp, VARIANTS["saviorrec_generic_encoder"]) == {"cl": 16, "tcl": 0}
+    assert cluster_sizes(rp, VARIANTS["id_only"]) == {"cl": 0, "tcl": 0}
+    assert cluster_sizes(SimpleNamespace(content_clusters=0, text_clusters=0), VARIANTS["saviorrec"]) == {"cl": 0, "tcl": 0}
+    features = ItemFeatures(np.array([3, 1, 2]), np.zeros(3, np.int64))
+    features.set_clusters("tcl", np.array([0, 1, -1]))
+    assert set(features.counter_clusters(sid=True)) == {"tcl"}  # no SID table: no SID grouping
+    with pytest.raises(ValueError, match="unknown content cluster kind 'sid'"):
+        features.set_clusters("sid", np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match="2 cluster labels for 3 items"):
+        features.set_clusters("cl", np.zeros(2, np.int64))

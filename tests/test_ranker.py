@@ -147,9 +147,11 @@ def test_warm_start_trains_the_new_day_only_and_keeps_rows(ranker_upstream, tmp_
     assert torch.equal(fresh.model.item_id.weight[vocab.rows(some)], old_module.model.item_id.weight[old_vocab.rows(some)])
     summary = train_ranker.run(p2, ws2)
     assert summary["warm_start"] is True and summary["train_days"] == [str(days[-3])]
-    # the warm-started ranker keeps the content clusters its counters were learned on
+    # the warm-started ranker keeps the content and text clusters its counters were learned on
     assert old_meta["content_clusters"] == params.ranker.content_clusters > 0
-    assert np.array_equal(content_clusters.load(ws2.path("ranker")), content_clusters.load(ws1.path("ranker")))
+    assert old_meta["text_clusters"] == params.ranker.text_clusters > 0
+    for kind in ("cl", "tcl"):
+        assert np.array_equal(content_clusters.load(ws2.path("ranker"), kind), content_clusters.load(ws1.path("ranker"), kind))
     # nothing new to train: kept as is
     assert train_ranker.run(p2, ws2)["new_days"] == 0
 
@@ -298,14 +300,19 @@ def test_scorer_reads_the_dense_columns_the_model_was_trained_on(trained_saviorr
     meta = json.loads(config.read_text())
     assert meta["dense_features"] == DENSE_FEATURES and meta["sid_counters"] is True
     scorer = Scorer.load(ws, items)
-    assert scorer.dense_columns == list(range(len(DENSE_FEATURES))) and set(scorer.clusters) == {"sid", "cl"}
+    assert scorer.dense_columns == list(range(len(DENSE_FEATURES))) and set(scorer.clusters) == {"sid", "cl", "tcl"}
     # every catalog item with a vector, new ones included, is in one of the saved clusters
-    labels = scorer.features.content_cluster
-    assert labels.min() >= 0 and labels.max() < meta["content_clusters"]
-    (ws.path("ranker") / content_clusters.CENTROIDS_FILE).rename(tmp_path / "moved.npy")
-    with pytest.raises(FileNotFoundError, match="content clusters"):
-        Scorer.load(ws, items)
-    (tmp_path / "moved.npy").rename(ws.path("ranker") / content_clusters.CENTROIDS_FILE)
+    for kind, key in content_clusters.META_KEYS.items():
+        labels = scorer.features.clusters[kind]
+        assert len(labels) == len(items) and labels.min() >= 0 and labels.max() < meta[key]
+    # the z and text clusterings are different groupings of the items
+    assert not np.array_equal(scorer.features.clusters["cl"], scorer.features.clusters["tcl"])
+    for kind, name in (("cl", "content clusters"), ("tcl", "text clusters")):
+        saved = ws.path("ranker") / content_clusters.CENTROIDS_FILES[kind]
+        saved.rename(tmp_path / "moved.npy")
+        with pytest.raises(FileNotFoundError, match=name):
+            Scorer.load(ws, items)
+        (tmp_path / "moved.npy").rename(saved)
     del meta["dense_features"]  # a ranker saved before the SID-cluster counters existed
     config.write_text(json.dumps(meta))
     assert Scorer.load(ws, items).dense_columns == list(range(len(LEGACY_DENSE_FEATURES)))

@@ -161,6 +161,7 @@ class Ranker(Section):
     interactions: bool = False
     sid_counters: bool = False
     content_clusters: int = Field(default=0, ge=0)
+    text_clusters: int = Field(default=0, ge=0)
 
 
 class Evaluate(Section):

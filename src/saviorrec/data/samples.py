@@ -24,9 +24,10 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 COUNTERS = ("user", "ucat", "cat", "item", "glob")
-# Optional item groupings with user x group counters: level-1 SID code, coarse content cluster
-# (saviorrec.models.content_clusters). Each adds "<name>" and "u<name>" counters.
-CLUSTER_KINDS = ("sid", "cl")
+# Optional item groupings with user x group counters: level-1 SID code, coarse cluster of the
+# variant's item vectors, coarse cluster of the plain text vectors (saviorrec.models.content_clusters).
+# Each adds "<name>" and "u<name>" counters.
+CLUSTER_KINDS = ("sid", "cl", "tcl")
 DENSE_FEATURES = [
     "log_user_imps", "user_ctr", "log_ucat_imps", "ucat_ctr", "cat_ctr",
     "log_item_imps", "item_ctr", "history_fill", "heuristic_logit",
@@ -34,6 +35,8 @@ DENSE_FEATURES = [
     "log_usid_imps", "usid_ctr", "sid_ctr",
     # content-cluster counters (ranker.content_clusters): zero when off or without item vectors
     "log_ucl_imps", "ucl_ctr", "cl_ctr",
+    # text-cluster counters (ranker.text_clusters): zero when off or when the item vectors are the text
+    "log_utcl_imps", "utcl_ctr", "tcl_ctr",
 ]
 # Models trained before the semantic-cluster counters existed read only these columns.
 LEGACY_DENSE_FEATURES = DENSE_FEATURES[:9]
@@ -279,7 +282,7 @@ class ItemFeatures:
             [np.zeros((1, content.shape[1]), np.float32), content[order].astype(np.float32)])
         self.sid = None if sid is None else np.concatenate([np.full((1, sid.shape[1]), -1, np.int64),
                                                             sid[order].astype(np.int64)])
-        self.content_cluster: np.ndarray | None = None  # [N] group per item (-1 = none); see set_content_clusters
+        self.clusters: dict[str, np.ndarray] = {}  # kind -> [N] group per item (-1 = none); see set_clusters
 
     @classmethod
     def build(cls, items: pd.DataFrame, cat_vocab: np.ndarray, vectors: pd.DataFrame | None,
@@ -299,20 +302,23 @@ class ItemFeatures:
             sid[pos >= 0] = sids[cols].to_numpy(np.int64)[pos[pos >= 0]]
         return cls(ids, category_codes(items["category"], cat_vocab), content, sid)
 
-    def set_content_clusters(self, labels: np.ndarray) -> None:
-        """Content cluster per item (catalog order of ``item_ids``; -1 = no content)."""
+    def set_clusters(self, kind: str, labels: np.ndarray) -> None:
+        """Cluster per item for counter grouping ``kind`` ("cl", "tcl"), in the catalog order of
+        ``item_ids``; -1 = no content."""
+        if kind not in CLUSTER_KINDS or kind == "sid":
+            raise ValueError(f"unknown content cluster kind {kind!r}")
         if len(labels) != len(self.item_ids):
             raise ValueError(f"{len(labels)} cluster labels for {len(self.item_ids)} items")
-        self.content_cluster = np.asarray(labels, np.int64)
+        self.clusters[kind] = np.asarray(labels, np.int64)
 
-    def counter_clusters(self, sid: bool = False, content: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def counter_clusters(self, sid: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Groupings for :class:`SampleBuilder`'s user x group counters: ``sid`` = level-1 SID code
-        (when the table has SIDs), ``content`` = content cluster (when set)."""
+        (when the table has SIDs), plus every content clustering set with :meth:`set_clusters`."""
         groups = {}
         if sid and self.sid is not None:
             groups["sid"] = (self.item_ids, self.sid[1:, 0])
-        if content and self.content_cluster is not None:
-            groups["cl"] = (self.item_ids, self.content_cluster)
+        for kind, labels in self.clusters.items():
+            groups[kind] = (self.item_ids, labels)
         return groups
 
     def rows(self, item_ids: np.ndarray) -> np.ndarray:

@@ -7,6 +7,10 @@ cold-start signal a history gives: clicks alone cannot tell a taste the user ski
 one never shown. A few dozen clusters keep the per-user counts dense (level-1 SIDs have
 hundreds of codes, so a user has about one impression per code).
 
+Two clusterings (kinds, see ``saviorrec.data.samples.CLUSTER_KINDS``): ``cl`` over the variant's
+item vectors (z for saviorrec: its clusters follow the behavior communities) and ``tcl`` over the
+plain text vectors (their clusters follow what the titles are about, which z blurs).
+
 Spherical k-means (faiss, seeded) over the training items' vectors; the centroids are saved
 with the ranker so serving assigns new items exactly as training did.
 """
@@ -22,7 +26,10 @@ from saviorrec.models.quantizer import kmeans_centroids
 
 log = logging.getLogger(__name__)
 
-CENTROIDS_FILE = "content_clusters.npy"
+CENTROIDS_FILES = {"cl": "content_clusters.npy", "tcl": "text_clusters.npy"}
+CENTROIDS_FILE = CENTROIDS_FILES["cl"]
+# ranker config.json key holding each kind's cluster count (0 = off)
+META_KEYS = {"cl": "content_clusters", "tcl": "text_clusters"}
 KMEANS_ITERS = 25
 
 
@@ -56,10 +63,10 @@ def assign(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return np.where(np.abs(vectors).sum(axis=1) > 0, labels, -1)
 
 
-def save(directory: str | Path, centroids: np.ndarray) -> None:
-    np.save(Path(directory) / CENTROIDS_FILE, centroids.astype(np.float32))
+def save(directory: str | Path, centroids: np.ndarray, kind: str = "cl") -> None:
+    np.save(Path(directory) / CENTROIDS_FILES[kind], centroids.astype(np.float32))
 
 
-def load(directory: str | Path) -> np.ndarray | None:
-    path = Path(directory) / CENTROIDS_FILE
+def load(directory: str | Path, kind: str = "cl") -> np.ndarray | None:
+    path = Path(directory) / CENTROIDS_FILES[kind]
     return np.load(path) if path.is_file() else None

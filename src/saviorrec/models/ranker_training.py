@@ -35,6 +35,8 @@ from saviorrec.models.ranker_module import RankerModule
 
 log = logging.getLogger(__name__)
 
+# the plain text vectors alone (for the text clusters of variants whose item vectors are z)
+TEXT_VECTORS = VariantSpec("text_features", None, False, ())
 SPACE = {"embeddings": "behavior", "sids": "behavior", "text_features": "generic", "sids_generic": "generic"}
 
 
@@ -152,7 +154,7 @@ def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | 
         "category_vocab": [str(c) for c in cat_vocab], "train_start": str(days[0]), "trained_until": str(train_end),
         "content": spec.content, "sids": spec.sids,
         "sid_counters": bool(rp.sid_counters and spec.sids), "dense_features": list(DENSE_FEATURES),
-        "content_clusters": rp.content_clusters if spec.content else 0,
+        **{content_clusters.META_KEYS[kind]: k for kind, k in cluster_sizes(rp, spec).items()},
     }
     emit_from = None
     if previous is not None:
@@ -180,8 +182,8 @@ def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | 
             vocab = IdVocab(vocab_ids)
             features, centroids = ranker_features(params, ws, spec, items, cat_vocab, train_end,
                                                   previous_dir if previous is not None else None)
-            if centroids is not None:
-                content_clusters.save(staging, centroids)
+            for kind, kind_centroids in centroids.items():
+                content_clusters.save(staging, kind_centroids, kind)
             config = build_config(params, rp.variant, vocab, cat_vocab, features)
             L.seed_everything(params.seed, workers=True, verbose=False)
             module = RankerModule(config.to_dict(), lr=rp.lr, weight_decay=rp.weight_decay, ctcvr_weight=rp.ctcvr_weight)
@@ -189,8 +191,7 @@ def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | 
                 summary["warm_start_tensors"] = warm_start_state(module, previous_dir, previous, vocab, cat_vocab)
             stream = DayStream(ws.path("events"), items, features, vocab, rp.seq_len, rp.batch_size,
                                rp.heuristic_prior_strength, end=train_end, emit_from=emit_from, seed=params.seed,
-                               clusters=features.counter_clusters(sid=meta["sid_counters"],
-                                                                  content=bool(meta["content_clusters"])))
+                               clusters=features.counter_clusters(sid=meta["sid_counters"]))
             trainer = make_trainer(rp, checkpoint_dir=checkpoints)
             trainer.fit(module, datamodule=RankerDataModule(stream, rp.num_workers),
                         ckpt_path=str(ckpt_path) if ckpt_path else None)
@@ -208,29 +209,47 @@ def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | 
     return summary
 
 
+def cluster_sizes(rp, spec: VariantSpec) -> dict[str, int]:
+    """Cluster count per content clustering kind for this variant (0 = off): ``cl`` needs item
+    vectors; ``tcl`` (plain text clusters) only adds something when those vectors are not the text."""
+    return {"cl": rp.content_clusters if spec.content else 0,
+            "tcl": rp.text_clusters if spec.content and spec.content != "text_features" else 0}
+
+
+def cluster_vectors(ws, features: ItemFeatures, kind: str, items: pd.DataFrame, fill_missing: bool = False) -> np.ndarray:
+    """[N, d] vectors clustering ``kind`` groups, in ``features.item_ids`` order (zero = no content)."""
+    if kind == "cl":
+        return features.content[1:]
+    vectors, _ = item_tables(ws, TEXT_VECTORS, items, fill_missing=fill_missing)
+    return ItemFeatures.build(items, np.array([], dtype=object), vectors, None).content[1:]
+
+
 def ranker_features(params, ws, spec: VariantSpec, items: pd.DataFrame, cat_vocab: np.ndarray, train_end: dt.date,
-                    previous_dir: Path | None = None) -> tuple[ItemFeatures, np.ndarray | None]:
-    """The variant's item tables aligned to the catalog, with content clusters when
-    ``ranker.content_clusters`` is on and the variant has item vectors: (features, centroids or None).
+                    previous_dir: Path | None = None) -> tuple[ItemFeatures, dict[str, np.ndarray]]:
+    """The variant's item tables aligned to the catalog, with the content clusterings that
+    ``ranker.content_clusters`` / ``ranker.text_clusters`` turn on: (features, kind -> centroids).
 
     Centroids: the previous ranker's on a warm start (same clusters, comparable counters) when
     they fit the vectors; otherwise spherical k-means over the vectors of items first seen
     before ``train_end``.
     """
     features = ItemFeatures.build(items, cat_vocab, *item_tables(ws, spec))
-    k = params.ranker.content_clusters
-    if not k or features.content is None:
-        return features, None
-    centroids = content_clusters.load(previous_dir) if previous_dir is not None else None
-    if centroids is not None and centroids.shape != (k, features.content.shape[1]):
-        log.warning("warm start: previous content clusters are %s, not (%d, %d): refitting",
-                    centroids.shape, k, features.content.shape[1])
-        centroids = None
-    if centroids is None:
-        known = items.loc[items["first_seen"] < pd.Timestamp(train_end), "item_id"].to_numpy(np.int64)
-        rows = features.rows(known)
-        centroids = content_clusters.fit_centroids(features.content[rows[rows > 0]], k, params.seed)
-    features.set_content_clusters(content_clusters.assign(features.content[1:], centroids))
+    known = items.loc[items["first_seen"] < pd.Timestamp(train_end), "item_id"].to_numpy(np.int64)
+    centroids: dict[str, np.ndarray] = {}
+    for kind, k in cluster_sizes(params.ranker, spec).items():
+        if not k:
+            continue
+        vectors = cluster_vectors(ws, features, kind, items)
+        previous = content_clusters.load(previous_dir, kind) if previous_dir is not None else None
+        if previous is not None and previous.shape != (k, vectors.shape[1]):
+            log.warning("warm start: previous %s clusters are %s, not (%d, %d): refitting",
+                        kind, previous.shape, k, vectors.shape[1])
+            previous = None
+        if previous is None:
+            rows = features.rows(known)
+            previous = content_clusters.fit_centroids(vectors[rows[rows > 0] - 1], k, params.seed)
+        centroids[kind] = previous
+        features.set_clusters(kind, content_clusters.assign(vectors, previous))
     return features, centroids
 
 

@@ -32,7 +32,7 @@ from saviorrec.models import content_clusters
 from saviorrec.models.heuristic import heuristic_ctr
 from saviorrec.models.ranker import VARIANTS
 from saviorrec.models.ranker_module import RankerModule
-from saviorrec.models.ranker_training import item_tables, load_ranker
+from saviorrec.models.ranker_training import cluster_vectors, item_tables, load_ranker
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,7 @@ class Scorer:
         # models saved before a dense column was added read the columns they were trained on
         names = meta.get("dense_features", LEGACY_DENSE_FEATURES)
         self.dense_columns = [DENSE_FEATURES.index(n) for n in names]
-        self.clusters = None if features is None else features.counter_clusters(
-            sid=bool(meta.get("sid_counters")), content=bool(meta.get("content_clusters")))
+        self.clusters = None if features is None else features.counter_clusters(sid=bool(meta.get("sid_counters")))
 
     @classmethod
     def load(cls, model_ws, items: pd.DataFrame, batch_size: int = 8192) -> Scorer:
@@ -90,12 +89,15 @@ class Scorer:
         if module is not None:
             vectors, sids = item_tables(model_ws, VARIANTS[meta["variant"]], items, fill_missing=True)
             features = ItemFeatures.build(items, np.array(meta["category_vocab"], dtype=object), vectors, sids)
-            if meta.get("content_clusters"):
-                centroids = content_clusters.load(model_ws.path("ranker"))
+            for kind, key in content_clusters.META_KEYS.items():
+                if not meta.get(key):
+                    continue
+                centroids = content_clusters.load(model_ws.path("ranker"), kind)
                 if centroids is None:
-                    raise FileNotFoundError(f"ranker at {model_ws.path('ranker')} uses content clusters but "
-                                            f"{content_clusters.CENTROIDS_FILE} is missing")
-                features.set_content_clusters(content_clusters.assign(features.content[1:], centroids))
+                    raise FileNotFoundError(f"ranker at {model_ws.path('ranker')} uses {key.replace('_', ' ')} but "
+                                            f"{content_clusters.CENTROIDS_FILES[kind]} is missing")
+                vectors = cluster_vectors(model_ws, features, kind, items, fill_missing=True)
+                features.set_clusters(kind, content_clusters.assign(vectors, centroids))
         return cls(module, meta, vocab, features, batch_size)
 
     @torch.no_grad()
