@@ -34,11 +34,10 @@ from pipelines._common import Workspace  # noqa: E402
 from saviorrec.config import load_params  # noqa: E402
 from saviorrec.data.io import read_events, read_items  # noqa: E402
 from saviorrec.data.ranker_datamodule import DayStream  # noqa: E402
-from saviorrec.data.samples import DENSE_FEATURES, IdVocab, SampleBuilder  # noqa: E402
-from saviorrec.models import content_clusters  # noqa: E402
+from saviorrec.data.samples import IdVocab, SampleBuilder  # noqa: E402
 from saviorrec.models.ranker import VARIANTS  # noqa: E402
 from saviorrec.models.ranker_module import RankerModule, ranker_losses  # noqa: E402
-from saviorrec.models.ranker_training import build_config, cluster_sizes, ranker_features  # noqa: E402
+from saviorrec.models.ranker_training import build_config, counter_meta, ranker_features  # noqa: E402
 from saviorrec.models.scoring import Scorer, replay  # noqa: E402
 
 
@@ -127,10 +126,11 @@ def main(argv: list[str] | None = None) -> dict:
     cat_vocab = SampleBuilder(items, rp.seq_len).cat_vocab
     vocab = IdVocab(items["item_id"])
     features, _ = ranker_features(params, ws, spec, items, cat_vocab, train_end)
+    counters = counter_meta(rp, spec)  # the counters and dense columns train_ranker would record
     config = build_config(params, args.variant, vocab, cat_vocab, features).to_dict()
     stream = DayStream(ws.path("events"), items, features, vocab, rp.seq_len, rp.batch_size, rp.heuristic_prior_strength,
                        end=train_end, seed=params.seed,
-                       clusters=features.counter_clusters(sid=rp.sid_counters))
+                       clusters=features.counter_clusters(sid=counters["sid_counters"]))
     batches = []
     for batch in stream:
         batches.append(batch)
@@ -151,9 +151,7 @@ def main(argv: list[str] | None = None) -> dict:
     module = RankerModule(config, lr=rp.lr).to(device).eval()
     events = read_events(ws.path("events"), start=train_end, end=eval_end)
     history = read_events(ws.path("events"), end=train_end)
-    meta = {"variant": args.variant, "prior_strength": rp.heuristic_prior_strength, "sid_counters": rp.sid_counters,
-            **{content_clusters.META_KEYS[kind]: k for kind, k in cluster_sizes(rp, spec).items()},
-            "dense_features": list(DENSE_FEATURES)}
+    meta = {"variant": args.variant, "prior_strength": rp.heuristic_prior_strength, **counters}
     scorer = Scorer(module, meta, vocab, features)
     samples = next(replay(events.head(1000), history, items, rp.seq_len, clusters=scorer.clusters))
     scorer.predict(samples)  # warm-up

@@ -27,7 +27,6 @@ from saviorrec.models.quantizer import kmeans_centroids
 log = logging.getLogger(__name__)
 
 CENTROIDS_FILES = {"cl": "content_clusters.npy", "tcl": "text_clusters.npy"}
-CENTROIDS_FILE = CENTROIDS_FILES["cl"]
 # ranker config.json key holding each kind's cluster count (0 = off)
 META_KEYS = {"cl": "content_clusters", "tcl": "text_clusters"}
 KMEANS_ITERS = 25
@@ -38,18 +37,19 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def fit_centroids(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
+def fit_centroids(vectors: np.ndarray, k: int, seed: int, param: str = "ranker.content_clusters") -> np.ndarray:
     """[k, d] unit centroids of the rows of ``vectors`` with content (all-zero rows are skipped).
 
     A catalog smaller than ``k`` gets one cluster per item (logged), so a small workspace still trains.
+    ``param`` names the setting that asked for the clusters in errors and warnings.
     """
     vectors = np.asarray(vectors, np.float32)
     has_content = np.abs(vectors).sum(axis=1) > 0
     n = int(has_content.sum())
     if n == 0:
-        raise ValueError(f"ranker.content_clusters={k}: no training item has a content vector; set it to 0")
+        raise ValueError(f"{param}={k}: no training item has a content vector; set it to 0")
     if n < k:
-        log.warning("ranker.content_clusters=%d but only %d training items have a content vector: %d clusters", k, n, n)
+        log.warning("%s=%d but only %d training items have a content vector: %d clusters", param, k, n, n)
         k = n
     return _unit(kmeans_centroids(_unit(vectors[has_content]), k, KMEANS_ITERS, seed))
 

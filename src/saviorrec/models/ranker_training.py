@@ -153,8 +153,7 @@ def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | 
         "variant": rp.variant, "seq_len": rp.seq_len, "prior_strength": rp.heuristic_prior_strength,
         "category_vocab": [str(c) for c in cat_vocab], "train_start": str(days[0]), "trained_until": str(train_end),
         "content": spec.content, "sids": spec.sids,
-        "sid_counters": bool(rp.sid_counters and spec.sids), "dense_features": list(DENSE_FEATURES),
-        **{content_clusters.META_KEYS[kind]: k for kind, k in cluster_sizes(rp, spec).items()},
+        **counter_meta(rp, spec),
     }
     emit_from = None
     if previous is not None:
@@ -216,6 +215,13 @@ def cluster_sizes(rp, spec: VariantSpec) -> dict[str, int]:
             "tcl": rp.text_clusters if spec.content and spec.content != "text_features" else 0}
 
 
+def counter_meta(rp, spec: VariantSpec) -> dict[str, Any]:
+    """The config.json entries that tell the scorer which counters and dense columns a ranker was
+    trained with (``sid_counters``, ``dense_features``, one cluster count per clustering)."""
+    return {"sid_counters": bool(rp.sid_counters and spec.sids), "dense_features": list(DENSE_FEATURES),
+            **{content_clusters.META_KEYS[kind]: k for kind, k in cluster_sizes(rp, spec).items()}}
+
+
 def cluster_vectors(ws, features: ItemFeatures, kind: str, items: pd.DataFrame, fill_missing: bool = False) -> np.ndarray:
     """[N, d] vectors clustering ``kind`` groups, in ``features.item_ids`` order (zero = no content)."""
     if kind == "cl":
@@ -235,21 +241,23 @@ def ranker_features(params, ws, spec: VariantSpec, items: pd.DataFrame, cat_voca
     """
     features = ItemFeatures.build(items, cat_vocab, *item_tables(ws, spec))
     known = items.loc[items["first_seen"] < pd.Timestamp(train_end), "item_id"].to_numpy(np.int64)
+    known_rows = features.rows(known)
+    known_rows = known_rows[known_rows > 0] - 1  # rows of the [N, d] cluster vectors
     centroids: dict[str, np.ndarray] = {}
     for kind, k in cluster_sizes(params.ranker, spec).items():
         if not k:
             continue
         vectors = cluster_vectors(ws, features, kind, items)
-        previous = content_clusters.load(previous_dir, kind) if previous_dir is not None else None
-        if previous is not None and previous.shape != (k, vectors.shape[1]):
+        kept = content_clusters.load(previous_dir, kind) if previous_dir is not None else None
+        if kept is not None and kept.shape != (k, vectors.shape[1]):
             log.warning("warm start: previous %s clusters are %s, not (%d, %d): refitting",
-                        kind, previous.shape, k, vectors.shape[1])
-            previous = None
-        if previous is None:
-            rows = features.rows(known)
-            previous = content_clusters.fit_centroids(vectors[rows[rows > 0] - 1], k, params.seed)
-        centroids[kind] = previous
-        features.set_clusters(kind, content_clusters.assign(vectors, previous))
+                        kind, kept.shape, k, vectors.shape[1])
+            kept = None
+        if kept is None:
+            kept = content_clusters.fit_centroids(vectors[known_rows], k, params.seed,
+                                                  f"ranker.{content_clusters.META_KEYS[kind]}")
+        centroids[kind] = kept
+        features.set_clusters(kind, content_clusters.assign(vectors, kept))
     return features, centroids
 
 
