@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import json
 import shutil
 import sys
@@ -30,16 +29,20 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines._common import Workspace, parse_set  # noqa: E402
-from saviorrec.config import load_params, pin_overrides  # noqa: E402
+from saviorrec.config import (  # noqa: E402
+    load_params,
+    parse_set,  # noqa: E402
+    pin_overrides,
+)
+from saviorrec.stages import run_stage  # noqa: E402
+from saviorrec.workspace import Workspace  # noqa: E402
 
 SNAPSHOT = ("encoder", "codebook", "embeddings", "text_features")
 
 
 def stage(root: Path, name: str, overrides: dict) -> tuple[dict, float]:
-    params = load_params(root / "params.yaml", overrides=overrides)
     started = time.perf_counter()
-    summary = importlib.import_module(f"pipelines.{name}").run(params, Workspace(root, params))
+    summary = run_stage(name, Workspace.open(root, overrides))
     return summary, time.perf_counter() - started
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import json
 import os
 import sys
@@ -28,8 +27,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-STAGES = ["ingest", "validate_logs", "train_encoder", "build_codebook", "validate_sids",
-          "train_ranker", "evaluate", "validate_model", "promote"]
 
 
 def write_params(folder: Path, preset: str) -> Path:
@@ -48,15 +45,17 @@ def reference(folder: Path, preset: str, day: dt.datetime) -> float:
     os.environ["SAVIORREC_PARAMS"] = str(write_params(folder, preset))
     os.environ["SAVIORREC_RUNS_ROOT"] = str(folder / "runs")
     from saviorrec.orchestration.form import form_defaults
-    from saviorrec.orchestration.workspace import load_base_params, open_workspace, prepare_run_workspace
+    from saviorrec.orchestration.workspace import load_base_params, prepare_run_workspace
+    from saviorrec.stages import STAGES, run_stage
+    from saviorrec.workspace import Workspace
 
     start = time.perf_counter()
     base, _ = load_base_params()
     run = prepare_run_workspace(day, form_defaults(base))
-    ws = open_workspace(run.root)
+    ws = Workspace.open(run.root)
     for stage in STAGES:
         t0 = time.perf_counter()
-        importlib.import_module(f"pipelines.{stage}").run(ws.params, ws)
+        run_stage(stage, ws)
         print(f"  direct {stage:15s} {time.perf_counter() - t0:7.1f} s", flush=True)
     return time.perf_counter() - start
 

@@ -27,9 +27,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipelines import ingest, train_encoder  # noqa: E402
-from pipelines._common import Workspace, parse_set  # noqa: E402
-from saviorrec.config import load_params  # noqa: E402
+from saviorrec.config import (
+    load_params,  # noqa: E402
+    parse_set,  # noqa: E402
+)
 from saviorrec.data import io  # noqa: E402
+from saviorrec.workspace import Workspace  # noqa: E402
 
 
 def workspace(root: Path, preset: str, overrides: dict) -> Workspace:

@@ -29,8 +29,7 @@ import lightning as L  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader, IterableDataset  # noqa: E402
 
-from bench.compare_variants import UPSTREAM, make_workspace, run_stage  # noqa: E402
-from pipelines._common import Workspace  # noqa: E402
+from bench.compare_variants import UPSTREAM, make_workspace, run_in  # noqa: E402
 from saviorrec.config import load_params  # noqa: E402
 from saviorrec.data.io import read_events, read_items  # noqa: E402
 from saviorrec.data.ranker_datamodule import DayStream  # noqa: E402
@@ -39,6 +38,7 @@ from saviorrec.models.ranker import VARIANTS  # noqa: E402
 from saviorrec.models.ranker_module import RankerModule, ranker_losses  # noqa: E402
 from saviorrec.models.ranker_training import build_config, counter_meta, ranker_features  # noqa: E402
 from saviorrec.models.scoring import Scorer, replay  # noqa: E402
+from saviorrec.workspace import Workspace  # noqa: E402
 
 
 class Batches(IterableDataset):
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
         tmp = tempfile.TemporaryDirectory(prefix="bench_ranker_")
         root = make_workspace(Path(tmp.name) / "ws", "tiny", {})
         for stage in UPSTREAM:
-            run_stage(root, stage)
+            run_in(root, stage)
     else:
         root = Path(args.workdir).resolve()
     params = load_params(root / "params.yaml", overrides={"ranker.variant": args.variant})

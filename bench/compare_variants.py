@@ -14,7 +14,6 @@ per-seed gain of each variant over ``--baseline``.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import statistics
 import sys
@@ -27,9 +26,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines._common import Workspace  # noqa: E402
 from saviorrec.config import load_params, pin_overrides  # noqa: E402
 from saviorrec.metrics.ranking import BUCKETS  # noqa: E402
+from saviorrec.stages import run_stage  # noqa: E402
+from saviorrec.workspace import Workspace  # noqa: E402
 
 UPSTREAM = ["ingest", "train_encoder", "build_codebook"]
 ALL_VARIANTS = ["id_only", "content_frozen", "sid_ids", "saviorrec", "saviorrec_no_mba", "saviorrec_no_bidir",
@@ -45,10 +45,9 @@ def make_workspace(root: Path, preset: str, overrides: dict) -> Path:
     return root
 
 
-def run_stage(root: Path, stage: str, overrides: dict | None = None) -> dict:
-    params = load_params(root / "params.yaml", overrides=overrides)
-    module = importlib.import_module(f"pipelines.{stage}")
-    return module.run(params, Workspace(root, params))
+def run_in(root: Path, stage: str, overrides: dict | None = None) -> dict:
+    """Run ``stage`` in the workspace folder ``root`` (``overrides`` for this call only)."""
+    return run_stage(stage, Workspace.open(root, overrides))
 
 
 def flatten(metrics: dict) -> dict:
@@ -146,15 +145,15 @@ def main(argv: list[str] | None = None) -> dict:
                 root = make_workspace(workdir / f"seed_{seed}", preset, {**overrides, "seed": seed})
             for stage in [] if args.workspace else UPSTREAM:
                 start = time.perf_counter()
-                run_stage(root, stage)
+                run_in(root, stage)
                 timings[f"{seed}/{stage}"] = round(time.perf_counter() - start, 1)
                 print(f"[seed {seed}] {stage}: {timings[f'{seed}/{stage}']}s", flush=True)
             for variant in variants:
                 start = time.perf_counter()
                 # --set applies here too: an existing --workspace has its own params.yaml
                 stage_overrides = {**extra, "ranker.variant": variant, "seed": seed}
-                run_stage(root, "train_ranker", stage_overrides)
-                run_stage(root, "evaluate", stage_overrides)
+                run_in(root, "train_ranker", stage_overrides)
+                run_in(root, "evaluate", stage_overrides)
                 timings[f"{seed}/{variant}"] = round(time.perf_counter() - start, 1)
                 metrics = json.loads((root / "metrics" / "ranker.json").read_text())
                 results[variant][str(seed)] = flatten(metrics)

@@ -60,11 +60,11 @@ def _stage(stage: str, **task_kwargs):
 
     @task(task_id=stage, **task_kwargs)
     def run(root: str) -> dict:
-        from saviorrec.orchestration.tasks import RunFailure, run_stage
+        from saviorrec.orchestration.tasks import RunFailure, run_task
 
         try_number = get_current_context()["ti"].try_number
         try:
-            return run_stage(stage, root, try_number=try_number)
+            return run_task(stage, root, try_number=try_number)
         except RunFailure as err:  # a failed gate or bad input: retrying cannot help
             raise AirflowFailException(str(err)) from None
 
@@ -118,14 +118,10 @@ def saviorrec_daily():
             seed_warm_start,
             source_record,
         )
-        from saviorrec.orchestration.workspace import (
-            logical_datetime,
-            open_workspace,
-            read_manifest,
-            update_manifest,
-        )
+        from saviorrec.orchestration.workspace import logical_datetime, read_manifest, update_manifest
+        from saviorrec.workspace import Workspace
 
-        ws = open_workspace(root)
+        ws = Workspace.open(root)
         manifest = read_manifest(ws.root)
         day = dt.date.fromisoformat(manifest["data_day"])
         source = find_source(ws, Path(ws.params.airflow.runs_root), logical_datetime(manifest))
@@ -145,9 +141,10 @@ def saviorrec_daily():
     def reuse_encoder(root: str) -> list[str]:
         """Copy the validated encoder, codebook, embeddings and SIDs the cadence picked."""
         from saviorrec.orchestration.cadence import extend_to_catalog, reuse_artifacts, source_from_record
-        from saviorrec.orchestration.workspace import open_workspace, read_manifest, update_manifest
+        from saviorrec.orchestration.workspace import read_manifest, update_manifest
+        from saviorrec.workspace import Workspace
 
-        ws = open_workspace(root)
+        ws = Workspace.open(root)
         source = source_from_record(read_manifest(ws.root))
         if source is None:
             raise AirflowFailException("the artifacts picked for reuse are gone; rerun with a refresh")

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from saviorrec.config.errors import describe_validation_error
+
 Severity = Literal["critical", "warning"]
 
 
@@ -79,5 +81,5 @@ def load_checks(params: Any) -> Checks:
     try:
         return Checks.model_validate(raw)
     except ValidationError as err:
-        problems = "; ".join(f"checks.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+        problems = describe_validation_error(err, prefix="checks.")
         raise ValueError(f"invalid params: {problems}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from data_checks.runner import Suite, run_suites
-from pipelines._common import StageError, write_json
+from saviorrec.workspace import StageError, write_json
 
 log = logging.getLogger("saviorrec.checks")
 

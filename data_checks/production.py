@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+
+from saviorrec.config import Params
+from saviorrec.storage.registry import open_registry
+from saviorrec.workspace import Workspace
 
 log = logging.getLogger("saviorrec.checks")
 
 
-def production_workspace(params, ws, workdir: str | None = None):
+def production_workspace(params: Params, ws: Workspace,
+                         workdir: str | None = None) -> tuple[Workspace | None, str | None]:
     """(Workspace of the production bundle or None, a note explaining a None)."""
-    from pipelines._common import Workspace
-    from saviorrec.config import load_params
-
     if workdir:
-        root = Path(workdir).resolve()
-        return Workspace(root, load_params(root / "params.yaml")), None
-    try:
-        from saviorrec.storage.registry import open_registry
-    except ImportError as err:  # registry not installed in this checkout
-        return None, f"no model registry available ({err})"
+        return Workspace.open(workdir), None
     try:
         prod = open_registry(params, root=ws.root).production_workspace()
     except Exception as err:  # noqa: BLE001 - an unreachable registry must not hide the other checks

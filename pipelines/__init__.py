@@ -1,18 +1,6 @@
 """Stage entry points, shared by dvc.yaml (``python -m pipelines.STAGE``) and the Airflow DAG.
 
-Each module exposes ``run(params, workspace, **options) -> dict`` (a JSON-able summary)
-and ``main()`` (the command line). Stages are thin: read params, call ``saviorrec``,
-write declared outputs and metrics.
+Each module exposes ``run(params, workspace, **options) -> dict`` (a JSON-able summary) and
+``main()`` (the command line). Stages are thin: read params, call one ``saviorrec`` function,
+write declared outputs. The list of stages is ``saviorrec.stages.STAGES``.
 """
-
-STAGES = [
-    "ingest",
-    "validate_logs",
-    "train_encoder",
-    "build_codebook",
-    "validate_sids",
-    "train_ranker",
-    "evaluate",
-    "validate_model",
-    "promote",
-]

@@ -32,13 +32,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines._common import StageError, Workspace, add_ckpt_path_argument, run_stage, write_json
+from pipelines._common import add_ckpt_path_argument, stage_main
 from saviorrec.config import Params
 from saviorrec.data import io
 from saviorrec.metrics.codebook import codebook_report
 from saviorrec.models.checkpoints import prepare_checkpoints, staged_output
 from saviorrec.models.rqvae import Codebook, RQVAEConfig, fit_rqvae, load_codebook
 from saviorrec.models.semantic_ids import previous_codes, sid_table
+from saviorrec.workspace import StageError, Workspace, write_json
 
 log = logging.getLogger("saviorrec.build_codebook")
 
@@ -190,7 +191,7 @@ def run(params: Params, ws: Workspace, ckpt_path: str | Path | None = None, **_:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_stage(run, __doc__, add_arguments=add_ckpt_path_argument, argv=argv)
+    stage_main(run, __doc__, add_arguments=add_ckpt_path_argument, argv=argv)
 
 
 if __name__ == "__main__":

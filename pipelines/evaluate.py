@@ -13,12 +13,13 @@ import json
 
 import pandas as pd
 
-from pipelines._common import StageError, Workspace, run_stage, write_json
+from pipelines._common import stage_main
 from saviorrec.config import Params
 from saviorrec.data.io import list_days, read_events, read_items, write_parquet
 from saviorrec.metrics.ranking import BUCKETS, assign_buckets, clean, evaluate_predictions
 from saviorrec.models.ranker_training import read_meta
 from saviorrec.models.scoring import score_events
+from saviorrec.workspace import StageError, Workspace, write_json
 
 
 def auc_table(metrics: dict, variant: str) -> pd.DataFrame:
@@ -94,7 +95,7 @@ def run(params: Params, ws: Workspace, **_: object) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_stage(run, __doc__, argv=argv)
+    stage_main(run, __doc__, argv=argv)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,11 @@ import logging
 import shutil
 from pathlib import Path
 
-from pipelines._common import StageError, Workspace, run_stage
+from pipelines._common import stage_main
 from saviorrec.config import Params
 from saviorrec.data import io
 from saviorrec.data.contract import validate_events, validate_items
+from saviorrec.workspace import StageError, Workspace
 
 log = logging.getLogger("saviorrec.ingest")
 
@@ -136,7 +137,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_stage(run, __doc__, _arguments, argv)
+    stage_main(run, __doc__, _arguments, argv)
 
 
 if __name__ == "__main__":

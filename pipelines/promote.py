@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 
-from pipelines._common import StageError, Workspace, run_stage, write_json
+from pipelines._common import stage_main
 from saviorrec.config import Params
 from saviorrec.storage.artifacts import StorageError
 from saviorrec.storage.bundle import BundleError
 from saviorrec.storage.registry import RegistryError, open_registry
+from saviorrec.workspace import StageError, Workspace, write_json
 
 GATES = ("validate_logs", "validate_sids", "validate_model")
 
@@ -66,7 +67,7 @@ def run(params: Params, ws: Workspace, **_) -> dict:
 
 
 def main(argv=None) -> None:
-    run_stage(run, __doc__, argv=argv)
+    stage_main(run, __doc__, argv=argv)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipelines._common import StageError, Workspace, add_ckpt_path_argument, run_stage, write_json
+from pipelines._common import add_ckpt_path_argument, stage_main
 from saviorrec.config import Params
 from saviorrec.data import io
 from saviorrec.data.pairs import mine_pairs, split_holdout
@@ -32,6 +32,7 @@ from saviorrec.models.encoder import ItemEncoder, compatible, encoder_config, lo
 from saviorrec.models.encoder_module import fit_encoder
 from saviorrec.models.image import BackboneFeatures
 from saviorrec.models.text import text_features
+from saviorrec.workspace import StageError, Workspace, write_json
 
 log = logging.getLogger("saviorrec.train_encoder")
 
@@ -143,7 +144,7 @@ def run(params: Params, ws: Workspace, ckpt_path: str | Path | None = None, **_:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_stage(run, __doc__, add_arguments=add_ckpt_path_argument, argv=argv)
+    stage_main(run, __doc__, add_arguments=add_ckpt_path_argument, argv=argv)
 
 
 if __name__ == "__main__":

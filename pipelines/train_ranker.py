@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines._common import Workspace, add_ckpt_path_argument, run_stage
+from pipelines._common import add_ckpt_path_argument, stage_main
 from saviorrec.config import Params
 from saviorrec.models.ranker_training import train_ranker
+from saviorrec.workspace import Workspace
 
 
 def run(params: Params, ws: Workspace, previous: str | Path | None = None,
@@ -35,7 +36,7 @@ def _arguments(parser) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_stage(run, __doc__, add_arguments=_arguments, argv=argv)
+    stage_main(run, __doc__, add_arguments=_arguments, argv=argv)
 
 
 if __name__ == "__main__":

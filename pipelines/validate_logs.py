@@ -17,8 +17,9 @@ from data_checks import logs as log_suite
 from data_checks.config import load_checks
 from data_checks.gate import run_gate
 from data_checks.runner import Suite
-from pipelines._common import Workspace, run_stage
+from pipelines._common import stage_main
 from saviorrec.config import Params
+from saviorrec.workspace import Workspace
 
 GATE = "validate_logs"
 
@@ -45,7 +46,7 @@ def run(params: Params, ws: Workspace) -> dict:
 
 
 def main(argv=None) -> None:
-    run_stage(run, __doc__, argv=argv)
+    stage_main(run, __doc__, argv=argv)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,10 @@ from data_checks import model as model_suite
 from data_checks.config import load_checks
 from data_checks.gate import run_gate
 from data_checks.production import add_production_argument, production_workspace
-from pipelines._common import StageError, Workspace, run_stage
+from pipelines._common import stage_main
 from saviorrec.config import Params
 from saviorrec.data.io import list_days, read_events, read_items, read_parquet
+from saviorrec.workspace import StageError, Workspace
 
 GATE = "validate_model"
 
@@ -63,7 +64,7 @@ def run(params: Params, ws: Workspace, production_workdir: str | None = None) ->
 
 
 def main(argv=None) -> None:
-    run_stage(run, __doc__, add_arguments=add_production_argument, argv=argv)
+    stage_main(run, __doc__, add_arguments=add_production_argument, argv=argv)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ from data_checks import sids as sid_suite
 from data_checks.config import load_checks
 from data_checks.gate import run_gate
 from data_checks.production import add_production_argument, production_workspace
-from pipelines._common import Workspace, run_stage
+from pipelines._common import stage_main
 from saviorrec.config import Params
 from saviorrec.data import io
+from saviorrec.workspace import Workspace
 
 GATE = "validate_sids"
 
@@ -50,7 +51,7 @@ def run(params: Params, ws: Workspace, production_workdir: str | None = None) ->
 
 
 def main(argv=None) -> None:
-    run_stage(run, __doc__, add_arguments=add_production_argument, argv=argv)
+    stage_main(run, __doc__, add_arguments=add_production_argument, argv=argv)
 
 
 if __name__ == "__main__":

@@ -49,22 +49,20 @@ class StageRunner:
     }
 
     def __init__(self, root: Path):
-        from pipelines._common import Workspace
-        from saviorrec.config import load_params
+        from saviorrec.workspace import Workspace
 
         self.root = root
-        self.params = load_params(root / "params.yaml")
-        self.ws = Workspace(root, self.params)
+        self.ws = Workspace.open(root)
+        self.params = self.ws.params
         self.summaries: dict[str, dict] = {}
 
     def run(self, stage: str) -> dict:
         if stage not in self.summaries:
             for upstream in self.UPSTREAM[stage]:
                 self.run(upstream)
-            import importlib
+            from saviorrec.stages import run_stage
 
-            module = importlib.import_module(f"pipelines.{stage}")
-            self.summaries[stage] = module.run(self.params, self.ws)
+            self.summaries[stage] = run_stage(stage, self.ws)
         return self.summaries[stage]
 
 

@@ -62,8 +62,8 @@ def _has_codebook_stage() -> bool:
 
 def open_workspace(root: Path, overrides: dict | None = None):
     """(params, ws) for ``root`` with per-run overrides such as ``{"ranker.variant": "heuristic"}``."""
-    from pipelines._common import Workspace
     from saviorrec.config import load_params
+    from saviorrec.workspace import Workspace
 
     params = load_params(root / "params.yaml", overrides=overrides)
     return params, Workspace(root, params)

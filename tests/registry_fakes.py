@@ -10,8 +10,8 @@ from conftest import make_workspace
 
 def fake_model_workspace(root: Path, tag: str, overrides: dict | None = None):
     """A workspace whose artifacts are tiny files carrying ``tag``, with passing gate files."""
-    from pipelines._common import Workspace
     from saviorrec.config import load_params
+    from saviorrec.workspace import Workspace
 
     make_workspace(root, overrides)
     ws = Workspace(root, load_params(root / "params.yaml"))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from bad_inputs import DEFECTS, GATE_LOGS, GATE_MODEL, GATE_SIDS, copy_of, production_pointer, session_base
 
-from pipelines._common import StageError
+from saviorrec.workspace import StageError
 
 GATES = (GATE_LOGS, GATE_SIDS, GATE_MODEL)
 

@@ -52,8 +52,8 @@ def test_new_items_never_collide_with_existing_sids():
 # ---- the stage --------------------------------------------------------------------------
 def _stage(root, **overrides):
     from pipelines import build_codebook
-    from pipelines._common import Workspace
     from saviorrec.config import load_params
+    from saviorrec.workspace import Workspace
 
     params = load_params(root / "params.yaml", overrides=overrides)
     ws = Workspace(root, params)
@@ -130,7 +130,7 @@ def _break_embeddings(ws, how):
 @pytest.mark.parametrize("how, message", [("nan", r"NaN/inf for 1 items, e.g. item_id \[{id}\]"),
                                           ("missing", r"lack 2 catalog items")])
 def test_bad_embeddings_are_clear_errors(tiny_pipeline, copy_workspace, how, message):
-    from pipelines._common import StageError
+    from saviorrec.workspace import StageError
 
     tiny_pipeline.run("build_codebook")
     runner = copy_workspace(tiny_pipeline.root)
@@ -140,8 +140,8 @@ def test_bad_embeddings_are_clear_errors(tiny_pipeline, copy_workspace, how, mes
 
 
 def test_codebook_larger_than_catalog_is_a_clear_error(tiny_pipeline, copy_workspace):
-    from pipelines._common import StageError
     from saviorrec.data import io
+    from saviorrec.workspace import StageError
 
     tiny_pipeline.run("build_codebook")
     runner = copy_workspace(tiny_pipeline.root)
@@ -183,9 +183,9 @@ def _workspace_with_text_cache(tiny_pipeline, copy_workspace):
 def test_warm_rebuild_keeps_sids_stable_and_full_rebuild_is_still_possible(tiny_pipeline, copy_workspace):
     """encoder.anchor_weight + codebook.sticky_margin (params.yaml) keep churn <= 5% on a warm refresh."""
     from pipelines import train_encoder
-    from pipelines._common import Workspace
     from saviorrec.config import load_params
     from saviorrec.data import io
+    from saviorrec.workspace import Workspace
 
     tiny_pipeline.run("build_codebook")
     runner = _workspace_with_text_cache(tiny_pipeline, copy_workspace)
@@ -209,11 +209,11 @@ def test_warm_rebuild_keeps_sids_stable_and_full_rebuild_is_still_possible(tiny_
 def test_retried_build_resumes_each_space_from_its_last_epoch_checkpoint(tiny_pipeline, copy_workspace, monkeypatch):
     """A crash in epoch 2 keeps the previous codebook; the retry continues the fit (no k-means again)."""
     import torch
+    from saviorrec.orchestration.resume import resume_options
 
     from pipelines import build_codebook
     from saviorrec.data import io
     from saviorrec.models.rqvae import RQVAE
-    from saviorrec.orchestration.resume import resume_options
 
     tiny_pipeline.run("build_codebook")
     runner = copy_workspace(tiny_pipeline.root)
@@ -232,7 +232,7 @@ def test_retried_build_resumes_each_space_from_its_last_epoch_checkpoint(tiny_pi
     real_init = RQVAE.init_from_data
     monkeypatch.setattr(RQVAE, "init_from_data", lambda self, *a: inits.append(1) or real_init(self, *a))
     params = runner.params.model_copy(update={"codebook": runner.params.codebook.model_copy(update={"full_rebuild": True})})
-    from pipelines._common import Workspace
+    from saviorrec.workspace import Workspace
 
     options = resume_options("build_codebook", build_codebook.run, Workspace(runner.root, params), try_number=2)
     assert options == {"ckpt_path": str(last)}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from bad_inputs import DEFECTS, GATE_LOGS, copy_of, session_base
 
-from pipelines._common import StageError
+from saviorrec.workspace import StageError
 
 CHROMIUM = Path("/usr/bin/chromium")
 SUITES = ["validate_logs.days", "validate_logs.events", "validate_logs.catalog", "validate_sids.items",

@@ -149,9 +149,9 @@ def test_dvc_repro_end_to_end(tmp_path, s3_bucket):
     assert "ranker" in lock["train_ranker"]["params"]["params.yaml"]
 
     # The promoted bundle is a workspace: lineage names this commit and the data hashes; it scores.
-    from pipelines._common import Workspace
     from saviorrec.config import load_params
     from saviorrec.storage.registry import open_registry
+    from saviorrec.workspace import Workspace
 
     registry = open_registry(load_params(repo / "params.yaml"), root=repo, cache_dir=tmp_path / "cache")
     model_ws = registry.production_workspace()

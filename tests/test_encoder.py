@@ -12,13 +12,13 @@ import pytest
 import torch
 from training_faults import CrashAtEpoch
 
-from pipelines._common import StageError
 from saviorrec.data import io
 from saviorrec.metrics.retrieval import hit_at_k
 from saviorrec.models.attributes import build_vocabularies, encode_attributes
 from saviorrec.models.encoder import ItemEncoder, encoder_config, load_item_encoder
 from saviorrec.models.encoder_module import fit_encoder, info_nce
 from saviorrec.models.text import item_texts, text_features
+from saviorrec.workspace import StageError
 
 
 @pytest.fixture(autouse=True)
@@ -212,7 +212,7 @@ def test_no_pairs_is_a_stage_error_naming_params(tmp_path):
 
 
 def test_cold_retrain_on_same_data_gives_identical_embeddings(tiny_pipeline, copy_workspace):
-    from pipelines._common import Workspace
+    from saviorrec.workspace import Workspace
 
     tiny_pipeline.run("train_encoder")
     runner = copy_workspace(tiny_pipeline.root)
@@ -249,9 +249,10 @@ def test_a_torchscript_image_backbone_can_be_configured_by_path(tmp_path):
 
 def test_retried_training_resumes_from_the_last_epoch_checkpoint(tiny_pipeline, copy_workspace, monkeypatch):
     """A crash in epoch 2 of 2 keeps the previous encoder; the retry runs only epoch 2, like an unbroken fit."""
-    import pipelines.train_encoder as stage
-    from pipelines._common import Workspace
     from saviorrec.orchestration.resume import resume_options
+
+    import pipelines.train_encoder as stage
+    from saviorrec.workspace import Workspace
 
     tiny_pipeline.run("train_encoder")
     runner = copy_workspace(tiny_pipeline.root)

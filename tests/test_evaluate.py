@@ -12,9 +12,9 @@ from ranker_helpers import copy_tree, open_workspace, ranker_upstream, trained_s
 from sklearn.metrics import roc_auc_score
 
 import pipelines.evaluate as evaluate
-from pipelines._common import StageError
 from saviorrec.data.io import list_days, read_event_day, read_parquet, write_event_day
 from saviorrec.metrics.ranking import assign_buckets, auc, bucket_metrics, evaluate_predictions, gauc
+from saviorrec.workspace import StageError
 
 
 def test_auc_undefined_is_null_with_a_reason():

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from pipelines import ingest
-from pipelines._common import StageError, Workspace
 from saviorrec.config import load_params
 from saviorrec.data import io
 from saviorrec.data.contract import ContractError
+from saviorrec.workspace import StageError, Workspace
 from tests.conftest import make_workspace
 from tests.test_contract import _events, _items
 

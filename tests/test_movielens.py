@@ -56,8 +56,8 @@ def test_tags_only_before_cutoff(movielens):
 
 def test_ingest_stage_writes_72901_impressions(movielens_path, tmp_path):
     from pipelines import ingest
-    from pipelines._common import Workspace
     from saviorrec.config import load_params
+    from saviorrec.workspace import Workspace
     from tests.conftest import make_workspace
 
     root = make_workspace(tmp_path / "ws", {"data.path": str(movielens_path)}, preset="movielens")

@@ -191,8 +191,9 @@ def test_heuristic_variant(ranker_upstream, tmp_path):
 
 def test_retried_training_resumes_from_the_last_epoch_checkpoint(ranker_upstream, tmp_path, monkeypatch):
     """A crash in epoch 2 of 2 leaves last.ckpt (epoch 1) and the previous ranker; the retry runs epoch 2 only."""
-    from saviorrec.models import ranker_training
     from saviorrec.orchestration.resume import resume_options
+
+    from saviorrec.models import ranker_training
 
     root = copy_tree(ranker_upstream, tmp_path / "ws")
     params, ws = open_workspace(root, {"ranker.variant": "saviorrec", "ranker.epochs": 1})

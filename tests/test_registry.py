@@ -58,7 +58,7 @@ def test_publish_promote_and_load(tmp_path, registry):
 
 def test_resolved_params_reload_keeps_overrides(tmp_path, registry):
     """An override on top of the preset survives the trip through the bundle's params.yaml."""
-    from pipelines._common import Workspace
+    from saviorrec.workspace import Workspace
 
     ws = fake_model_workspace(tmp_path / "ws", "A")
     ws = Workspace(ws.root, load_params(ws.root / "params.yaml", overrides={"ranker.epochs": 7}))
@@ -176,7 +176,7 @@ def test_open_registry_resolves_relative_uri(tmp_path):
 
 def test_promote_stage_refuses_without_passing_gates(tmp_path):
     from pipelines import promote
-    from pipelines._common import StageError
+    from saviorrec.workspace import StageError
 
     ws = fake_model_workspace(tmp_path / "ws", "A")
     ws.gate_file("validate_sids").write_text(json.dumps({

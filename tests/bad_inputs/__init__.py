@@ -28,8 +28,8 @@ GATE_LOGS, GATE_SIDS, GATE_MODEL = "validate_logs", "validate_sids", "validate_m
 # ---- the clean workspace -------------------------------------------------------------------
 
 def open_ws(root: Path):
-    from pipelines._common import Workspace
     from saviorrec.config import load_params
+    from saviorrec.workspace import Workspace
 
     return Workspace(root, load_params(root / "params.yaml"))
 

@@ -13,9 +13,10 @@ from saviorrec.config.loader import (
     apply_overrides,
     deep_merge,
     load_params,
+    parse_set,
     pin_overrides,
     resolve_raw,
 )
 from saviorrec.config.model import Params
 
-__all__ = ["Params", "ParamsError", "apply_overrides", "deep_merge", "load_params", "pin_overrides", "resolve_raw"]
+__all__ = ["Params", "ParamsError", "apply_overrides", "deep_merge", "load_params", "parse_set", "pin_overrides", "resolve_raw"]

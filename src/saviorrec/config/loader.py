@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from saviorrec.config.errors import describe_validation_error
 from saviorrec.config.model import Params
 
 
@@ -73,6 +74,17 @@ def resolve_raw(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = No
     return apply_overrides(merged, overrides)
 
 
+def parse_set(values: list[str]) -> dict[str, Any]:
+    """``["ranker.lr=0.01"]`` (the ``--set`` flags) -> {"ranker.lr": 0.01}, values parsed as YAML scalars."""
+    overrides: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ParamsError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(raw)
+    return overrides
+
+
 def load_params(path: str | Path = "params.yaml", overrides: Mapping[str, Any] | None = None) -> Params:
     path = Path(path)
     if not path.is_file():
@@ -81,7 +93,4 @@ def load_params(path: str | Path = "params.yaml", overrides: Mapping[str, Any] |
     try:
         return Params.model_validate(resolve_raw(raw, overrides))
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
-        )
-        raise ParamsError(f"invalid params in {path}: {problems}") from None
+        raise ParamsError(f"invalid params in {path}: {describe_validation_error(err)}") from None

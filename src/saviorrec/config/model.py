@@ -20,6 +20,7 @@ class Paths(Section):
     text_features: str
     text_cache: str
     encoder: str
+    pairs: str
     embeddings: str
     codebook: str
     sids: str

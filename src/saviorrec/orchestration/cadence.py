@@ -15,7 +15,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from saviorrec.config import Params
 from saviorrec.orchestration.workspace import read_manifest
+from saviorrec.storage.registry import open_registry
+from saviorrec.workspace import Workspace
 
 log = logging.getLogger("saviorrec.orchestration")
 
@@ -23,15 +26,13 @@ WARM_START = ("encoder", "codebook")
 # Everything train_encoder and build_codebook write (params.paths names) ...
 REUSED_PATHS = ("encoder", "codebook", "text_features", "embeddings", "sids", "sids_generic")
 REUSED_METRICS = ("encoder", "codebook")
-# ... and the verdict on those SIDs, which promote checks like every other gate.
-REUSED_GATES = ()  # validate_sids runs again on the reused SIDs extended to today's catalog
 
 
 @dataclass(frozen=True)
 class ArtifactSource:
     """Where validated encoder/codebook artifacts can be copied from."""
 
-    ws: object  # pipelines._common.Workspace
+    ws: Workspace
     kind: str  # "run" | "production"
     refreshed_on: dt.date | None  # the logical date that trained them, when known
 
@@ -57,7 +58,7 @@ def decide_refresh(day: dt.date, every_days: int, skip_requested: bool, source: 
 
 def latest_validated_run(runs_root: Path, when: dt.datetime | dt.date, exclude: Path | None = None) -> ArtifactSource | None:
     """The latest run before `when` whose encoder/codebook passed validate_sids."""
-    from saviorrec.orchestration.workspace import logical_datetime, open_workspace
+    from saviorrec.orchestration.workspace import logical_datetime
 
     when = logical_datetime({"logical_datetime": when.isoformat()})
     best: tuple[dt.datetime, Path, dt.date | None] | None = None
@@ -75,15 +76,11 @@ def latest_validated_run(runs_root: Path, when: dt.datetime | dt.date, exclude: 
             best = (run_at, folder, dt.date.fromisoformat(refreshed) if refreshed else None)
     if best is None:
         return None
-    return ArtifactSource(ws=open_workspace(best[1]), kind="run", refreshed_on=best[2])
+    return ArtifactSource(ws=Workspace.open(best[1]), kind="run", refreshed_on=best[2])
 
 
-def production_source(params) -> ArtifactSource | None:
-    """The production bundle from the registry, if the registry module and a bundle exist."""
-    try:
-        from saviorrec.storage.registry import open_registry
-    except ImportError:
-        return None
+def production_source(params: Params) -> ArtifactSource | None:
+    """The production bundle from the registry, if one was promoted."""
     ws = open_registry(params).production_workspace()
     if ws is None:
         return None
@@ -91,7 +88,7 @@ def production_source(params) -> ArtifactSource | None:
     return ArtifactSource(ws=ws, kind="production", refreshed_on=dt.date.fromisoformat(refreshed) if refreshed else None)
 
 
-def find_source(ws, runs_root: Path, when: dt.datetime | dt.date) -> ArtifactSource | None:
+def find_source(ws: Workspace, runs_root: Path, when: dt.datetime | dt.date) -> ArtifactSource | None:
     return latest_validated_run(runs_root, when, exclude=ws.root) or production_source(ws.params)
 
 
@@ -106,13 +103,12 @@ def source_record(source: ArtifactSource | None) -> dict:
 
 def source_from_record(manifest: dict) -> ArtifactSource | None:
     """The source the cadence task recorded, so reuse copies exactly what was decided on."""
-    from saviorrec.orchestration.workspace import open_workspace
 
     root = manifest.get("artifact_source")
     if not root or not (Path(root) / "params.yaml").is_file():
         return None
     refreshed = manifest.get("artifact_refreshed_on")
-    return ArtifactSource(ws=open_workspace(root), kind=manifest["artifact_source_kind"],
+    return ArtifactSource(ws=Workspace.open(root), kind=manifest["artifact_source_kind"],
                           refreshed_on=dt.date.fromisoformat(refreshed) if refreshed else None)
 
 
@@ -131,23 +127,22 @@ def _copy(src: Path, dst: Path) -> bool:
     return True
 
 
-def seed_warm_start(source: ArtifactSource, ws) -> list[str]:
+def seed_warm_start(source: ArtifactSource, ws: Workspace) -> list[str]:
     """Copy the previous encoder/codebook in, so a refresh warm-starts from them."""
     return [name for name in WARM_START if _copy(source.ws.path(name), ws.path(name))]
 
 
-def reuse_artifacts(source: ArtifactSource, ws) -> list[str]:
+def reuse_artifacts(source: ArtifactSource, ws: Workspace) -> list[str]:
     """Copy the validated encoder/codebook outputs in place of training them; returns what was copied."""
     copied = [name for name in REUSED_PATHS if _copy(source.ws.path(name), ws.path(name))]
     copied += [f"metrics/{m}.json" for m in REUSED_METRICS if _copy(source.ws.metrics_file(m), ws.metrics_file(m))]
-    copied += [f"gates/{g}.json" for g in REUSED_GATES if _copy(source.ws.gate_file(g), ws.gate_file(g))]
     missing = [name for name in ("encoder", "codebook", "embeddings", "sids") if name not in copied]
     if missing:
         raise FileNotFoundError(f"cannot reuse artifacts from {source.ws.root}: missing {', '.join(missing)}")
     return copied
 
 
-def extend_to_catalog(ws) -> dict[str, int]:
+def extend_to_catalog(ws: Workspace) -> dict[str, int]:
     """Embed and assign SIDs to today's catalog with the reused encoder/codebook (no retraining).
 
     Items the reused tables know keep their vector and SID; items new since then get content

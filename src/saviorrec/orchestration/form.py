@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from saviorrec.config.errors import describe_validation_error
 from saviorrec.config.model import DataSource, Params, RankerVariant
 
 DataSourceName = Literal[get_args(DataSource.model_fields["source"].annotation)]  # type: ignore[misc]
@@ -115,7 +116,7 @@ def validate_form(conf: dict[str, Any] | None, params: Params) -> RunForm:
     try:
         form = RunForm.model_validate(values)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in err.errors())
+        problems = describe_validation_error(err, empty="form")
         raise FormError(f"invalid run form: {problems}") from None
     if form.preset not in params.presets:
         raise FormError(f"invalid run form: preset {form.preset!r} is not one of {sorted(params.presets)}")

@@ -12,29 +12,24 @@ Nothing runs at import (no torch threads exist yet), so forking stays safe.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 import time
 
-# The stage modules pull in torch, lightning, pandas, pyarrow, faiss, sentence-transformers, GX.
-PRELOAD = (
-    "pipelines.ingest", "pipelines.train_encoder", "pipelines.build_codebook", "pipelines.train_ranker",
-    "pipelines.evaluate", "pipelines.validate_logs", "pipelines.validate_sids", "pipelines.validate_model",
-    "pipelines.promote",
-)
+from saviorrec.stages import STAGES, stage_module
 
 log = logging.getLogger(__name__)
 
 
-def preload(modules: tuple[str, ...] = PRELOAD) -> float:
-    """Import ``modules``; a module that fails to import is logged and left to the task (same error there)."""
+def preload() -> float:
+    """Import every stage (they pull in torch, Lightning, pandas, pyarrow, GX); a stage that fails
+    to import is logged and left to the task (same error there, with the full traceback)."""
     start = time.perf_counter()
-    for name in modules:
+    for name in STAGES:
         try:
-            importlib.import_module(name)
-        except Exception as exc:  # the task will import it again and fail with the full traceback
-            log.warning("preload of %s failed: %s", name, exc)
+            stage_module(name)
+        except Exception as exc:
+            log.warning("preload of stage %s failed: %s", name, exc)
     return time.perf_counter() - start
 
 

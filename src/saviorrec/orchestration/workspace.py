@@ -87,10 +87,6 @@ class RunWorkspace:
     data_day: dt.date
     params_file: Path
 
-    def manifest(self) -> dict[str, Any]:
-        path = self.root / MANIFEST
-        return json.loads(path.read_text()) if path.is_file() else {}
-
 
 def read_manifest(root: Path) -> dict[str, Any]:
     path = Path(root) / MANIFEST
@@ -166,11 +162,3 @@ def prepare_run_workspace(
         prepared_at=dt.datetime.now(dt.UTC).isoformat(),
     )
     return RunWorkspace(root=root, data_day=day, params_file=params_file)
-
-
-def open_workspace(root: str | Path):
-    """The stages' Workspace for a prepared run folder."""
-    from pipelines._common import Workspace
-
-    root = Path(root)
-    return Workspace(root, load_params(root / "params.yaml"))

@@ -23,8 +23,7 @@ SetOption = typer.Option(None, "--set", metavar="KEY=VALUE", help="override a pa
 
 def open_from_cli(params_path: str, sets: list[str] | None):
     """The registry named by params (+ --set overrides); exit 1 with a message on bad params."""
-    from pipelines._common import parse_set
-    from saviorrec.config import ParamsError, load_params
+    from saviorrec.config import ParamsError, load_params, parse_set
     from saviorrec.storage.registry import open_registry
 
     try:
@@ -94,8 +93,8 @@ def rollback(params: str = ParamsOption, set_: list[str] | None = SetOption) -> 
 @registry_app.command("summary")
 def summary(params: str = ParamsOption, set_: list[str] | None = SetOption) -> None:
     """Where the promoted model, the metrics and the reports of this workspace are (ends `make run`)."""
-    from pipelines._common import Workspace, parse_set
-    from saviorrec.config import load_params
+    from saviorrec.config import load_params, parse_set
+    from saviorrec.workspace import Workspace
 
     registry = open_from_cli(params, set_)
     root = Path(params).resolve().parent

@@ -38,7 +38,8 @@ from saviorrec.storage.artifacts import (
     open_store,
     sha256_file,
 )
-from saviorrec.storage.bundle import LINEAGE, MANIFEST, PARAMS, build_manifest, collect_bundle
+from saviorrec.storage.bundle import LINEAGE, MANIFEST, build_manifest, collect_bundle
+from saviorrec.workspace import Workspace
 
 log = logging.getLogger("saviorrec.registry")
 
@@ -275,15 +276,11 @@ class Registry:
             shutil.rmtree(staging, ignore_errors=True)
         return target
 
-    def workspace(self, version: str):
+    def workspace(self, version: str) -> Workspace:
         """``Workspace`` over a verified local copy of ``version`` (its own resolved params)."""
-        from pipelines._common import Workspace
-        from saviorrec.config import load_params
+        return Workspace.open(self.version_dir(version))
 
-        folder = self.version_dir(version)
-        return Workspace(folder, load_params(folder / PARAMS))
-
-    def production_workspace(self):
+    def production_workspace(self) -> Workspace | None:
         """The production model as a Workspace, or None when nothing was promoted yet."""
         pointer = self.production()
         return None if pointer is None else self.workspace(pointer["version"])

@@ -1,0 +1,21 @@
+"""Item vectors as float matrices: the one check that no row holds NaN or inf."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def nonfinite_rows(matrix: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows of ``matrix`` ([N] or [N, d]) that hold a NaN or an inf."""
+    matrix = np.asarray(matrix)
+    finite = np.isfinite(matrix)
+    return ~(finite.all(axis=tuple(range(1, matrix.ndim))) if matrix.ndim > 1 else finite)
+
+
+def require_finite(matrix: np.ndarray, item_ids, what: str, error: type[Exception] = ValueError) -> np.ndarray:
+    """``matrix`` unchanged, or ``error`` naming ``what``, how many rows are bad and the first item_ids."""
+    bad = nonfinite_rows(matrix)
+    if bad.any():
+        ids = np.asarray(item_ids)[bad][:10].tolist()
+        raise error(f"{what} contain NaN/inf for {int(bad.sum())} items, e.g. item_id {ids}")
+    return matrix
