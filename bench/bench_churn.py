@@ -7,7 +7,7 @@ Day D trains the encoder and codebook from scratch (encoder.warm_start=false,
 codebook.full_rebuild=true) on days < D; day D+1 runs train_encoder + build_codebook with the
 params as given (warm starts from day D's encoder and codebook) on days < D+1. D+1 is the last
 day of data unless --day says otherwise. Prints, per day, churn (share of known items whose SID
-changed; the issue target is <= 5%), the codes-only churn and that of greedy assignment, raw
+changed; the target is <= 5%, checks.sids.max_churn), the codes-only churn and that of greedy assignment, raw
 collision rate, unique share, level-1 utilization and hit@k of z vs plain MiniLM, plus the mean
 squared drift of z between the days. ``--reuse`` keeps the workspace and day D (snapshotted
 under <workdir>/day_d) so D+1 variants can be compared quickly.
@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -32,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from saviorrec.config import (  # noqa: E402
     load_params,
     parse_set,  # noqa: E402
-    pin_overrides,
+    write_workspace_params,
 )
 from saviorrec.stages import run_stage  # noqa: E402
 from saviorrec.workspace import Workspace  # noqa: E402
@@ -92,9 +91,7 @@ def main() -> None:
     if not args.reuse and root.exists():
         shutil.rmtree(root)
     if not (root / "params.yaml").exists():
-        root.mkdir(parents=True, exist_ok=True)
-        raw = pin_overrides(yaml.safe_load((REPO / "params.yaml").read_text()), {"preset": args.preset})
-        (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        write_workspace_params(root, {"preset": args.preset}, base=REPO / "params.yaml")
     base = load_params(root / "params.yaml")
     ws = Workspace(root, base)
     if not ws.data_days():

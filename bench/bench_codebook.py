@@ -71,13 +71,15 @@ def faiss_residual_kmeans(x, levels, k, iters, seed):
 
 
 def ours(x, params, epochs, seed, pairs=None):
-    from saviorrec.models.rqvae import Codebook, RQVAEConfig, fit_rqvae
+    from saviorrec.models.codebook import Codebook
+    from saviorrec.models.rqvae import RQVAEConfig
+    from saviorrec.models.rqvae_module import fit_rqvae
 
     cb = params.codebook
     config = RQVAEConfig.from_params(cb, x.shape[1])
     model, seconds = timed(lambda: fit_rqvae(x, config, epochs=epochs, batch_size=cb.batch_size, seed=seed,
                                              kmeans_iters=cb.kmeans_iters, pairs=pairs))
-    book = Codebook(model)
+    book = Codebook(model.rqvae)
     codes = book.assign(x)
     return {"build_s": seconds, "mse": float(np.mean((book.reconstruct(codes) - x) ** 2)), "assign": book.assign,
             "raw_collision_rate": _collisions(codes)}

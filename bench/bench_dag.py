@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_dag.py [--preset default] [--mode local|test] [--date 2024-03-01]
 
-reference: `pipelines.<stage>.run(params, ws)` for every stage, in order, in this process, in a
+reference: `saviorrec.stages.run_stage(stage, ws)` for every stage, in order, in this process, in a
            workspace prepared exactly like the DAG's (same params, same logical date).
 dag:       --mode local (default): the real local deployment (scripts/airflow_up.sh,
            LocalExecutor, one process per task), run triggered through the REST API, timed from
@@ -23,22 +23,21 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
 def write_params(folder: Path, preset: str) -> Path:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["preset"] = preset
-    raw["registry"]["uri"] = str(folder / "registry")
-    raw["data"]["path"] = str((REPO / raw["data"]["path"]).resolve())
-    raw["airflow"].update(runs_root=str(folder / "runs"), start_date="2000-01-01",
-                          data_root=str((REPO / raw["airflow"]["data_root"]).resolve()))
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    return folder / "params.yaml"
+    from saviorrec.config import load_params, write_workspace_params
+
+    repo = load_params(REPO / "params.yaml")
+    return write_workspace_params(folder, {
+        "preset": preset,
+        "registry.uri": str(folder / "registry"),
+        "data.path": str((REPO / repo.data.path).resolve()),
+        "airflow.runs_root": str(folder / "runs"), "airflow.start_date": "2000-01-01",
+        "airflow.data_root": str((REPO / repo.airflow.data_root).resolve()),
+    }, base=REPO / "params.yaml")
 
 
 def reference(folder: Path, preset: str, day: dt.datetime) -> float:

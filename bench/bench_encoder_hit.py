@@ -7,7 +7,7 @@
 One workspace per preset under --root (ingested once, reused). Runs the real
 train_encoder stage and prints hit@k of z, of the plain MiniLM text features of the same
 items (the reference, same process, same held-out pairs), their ratio and the stage time.
-Target (issue 3): ratio >= 1.30 on synthetic default and on MovieLens.
+Target: ratio >= 1.30 on synthetic default and on MovieLens.
 """
 
 from __future__ import annotations
@@ -21,26 +21,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines import ingest, train_encoder  # noqa: E402
-from saviorrec.config import (
-    load_params,  # noqa: E402
-    parse_set,  # noqa: E402
+from saviorrec.config import (  # noqa: E402
+    load_params,
+    parse_set,
+    write_workspace_params,
 )
 from saviorrec.data import io  # noqa: E402
+from saviorrec.stages import run_stage  # noqa: E402
 from saviorrec.workspace import Workspace  # noqa: E402
 
 
 def workspace(root: Path, preset: str, overrides: dict) -> Workspace:
-    root.mkdir(parents=True, exist_ok=True)
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["preset"] = preset
-    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    params = load_params(root / "params.yaml", overrides=overrides)
+    params_file = write_workspace_params(root, {"preset": preset}, base=REPO / "params.yaml")
+    params = load_params(params_file, overrides=overrides)
     return Workspace(root, params)
 
 
@@ -60,11 +57,11 @@ def main() -> None:
     ws = workspace(args.root / args.preset, args.preset, overrides)
     if not ws.path("events").is_dir():
         started = time.perf_counter()
-        ingest.run(ws.params, ws)
+        run_stage("ingest", ws)
         print(f"ingest {args.preset}: {time.perf_counter() - started:.1f}s")
     before = io.read_parquet(ws.path("embeddings")) if ws.path("embeddings").is_file() else None
     started = time.perf_counter()
-    summary = train_encoder.run(ws.params, ws)
+    summary = run_stage("train_encoder", ws)
     wall = time.perf_counter() - started
     k = summary["hit_k"]
     hit, ref = summary[f"hit_at_{k}"], summary[f"hit_at_{k}_minilm"]

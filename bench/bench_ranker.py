@@ -34,10 +34,10 @@ from saviorrec.config import load_params  # noqa: E402
 from saviorrec.data.io import read_events, read_items  # noqa: E402
 from saviorrec.data.ranker_datamodule import DayStream  # noqa: E402
 from saviorrec.data.samples import IdVocab, SampleBuilder  # noqa: E402
-from saviorrec.models.ranker import VARIANTS  # noqa: E402
 from saviorrec.models.ranker_module import RankerModule, ranker_losses  # noqa: E402
 from saviorrec.models.ranker_training import build_config, counter_meta, ranker_features  # noqa: E402
 from saviorrec.models.scoring import Scorer, replay  # noqa: E402
+from saviorrec.models.variants import VARIANTS  # noqa: E402
 from saviorrec.workspace import Workspace  # noqa: E402
 
 

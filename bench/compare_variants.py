@@ -6,7 +6,7 @@
         --train-end 2012-01-01 --eval-end 2015-01-01 --seeds 3 --variants id_only,heuristic,saviorrec --out ml.json
 
 One fresh workspace per seed (``seed = params.seed + i``; the synthetic world changes with it);
-every stage runs through the same ``pipelines.<stage>.run`` as dvc and Airflow. Writes JSON
+every stage runs through ``saviorrec.stages.run_stage``, as in Airflow and the tests. Writes JSON
 ``variant -> seed -> bucket -> metric`` and prints mean +- std of CTR AUC per bucket, and the
 per-seed gain of each variant over ``--baseline``.
 """
@@ -26,22 +26,19 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from saviorrec.config import load_params, pin_overrides  # noqa: E402
+from saviorrec.config import load_params, write_workspace_params  # noqa: E402
 from saviorrec.metrics.ranking import BUCKETS  # noqa: E402
+from saviorrec.models.variants import VARIANT_NAMES  # noqa: E402
 from saviorrec.stages import run_stage  # noqa: E402
 from saviorrec.workspace import Workspace  # noqa: E402
 
 UPSTREAM = ["ingest", "train_encoder", "build_codebook"]
-ALL_VARIANTS = ["id_only", "content_frozen", "sid_ids", "saviorrec", "saviorrec_no_mba", "saviorrec_no_bidir",
-                "saviorrec_generic_encoder", "heuristic"]
+ALL_VARIANTS = list(VARIANT_NAMES)
 
 
 def make_workspace(root: Path, preset: str, overrides: dict) -> Path:
     """A workspace folder whose params.yaml is the repository's with ``preset`` and ``overrides`` applied."""
-    root.mkdir(parents=True, exist_ok=True)
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw = pin_overrides(raw, {"preset": preset, **overrides})
-    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    write_workspace_params(root, {"preset": preset, **overrides}, base=REPO / "params.yaml")
     return root
 
 
@@ -176,7 +173,7 @@ def _plot(results: dict, path: Path) -> None:
     """AUC per bucket per variant (mean over seeds), with the same plot code as the evaluate stage."""
     import pandas as pd
 
-    from pipelines.evaluate import plot_auc
+    from saviorrec.evaluation import plot_auc
 
     rows = []
     for variant, seeds in results.items():

@@ -4,7 +4,7 @@ prepare -> ingest -> validate_logs -> encoder_cadence -+-> train_encoder -> buil
                                                        +-> reuse_encoder -------------------+
 validate_sids -> mark_validated -> train_ranker -> evaluate -> validate_model -> promote
 
-Each stage task calls `pipelines.<stage>.run(params, ws)`, the same function `dvc repro` runs,
+Each stage task calls `saviorrec.stages.run_stage` on the stage module `dvc repro` runs,
 in the run's own folder `<airflow.runs_root>/<logical date>` (params.yaml resolved from the
 repository's params + this run's form). The encoder and codebook are retrained every
 `airflow.encoder_every_days`; other runs reuse the last validated ones (`reuse_encoder`).
@@ -20,7 +20,7 @@ import os
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from saviorrec.orchestration.form import RunForm, form_defaults, json_schema_fields
+from saviorrec.orchestration.form import RunForm, form_defaults, json_schema_fields, preset_choices
 from saviorrec.orchestration.workspace import load_base_params
 
 BASE, _ = load_base_params()
@@ -33,7 +33,7 @@ def _form_params() -> dict[str, Param]:
     """The trigger form: RunForm's fields with their JSON-schema types, enums and ranges."""
     defaults = form_defaults(BASE).model_dump()
     schema = json_schema_fields()
-    schema["preset"]["enum"] = sorted(BASE.presets)
+    schema["preset"]["enum"] = preset_choices()  # the overlays next to the base params file
     params = {}
     for name, field in RunForm.model_fields.items():
         spec = dict(schema[name])

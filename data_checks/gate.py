@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 
 from data_checks.runner import Suite, run_suites
-from saviorrec.workspace import StageError, write_json
+from saviorrec.workspace import StageError, Workspace, write_json
 
 log = logging.getLogger("saviorrec.checks")
+
+# what a gate stage returns of its verdict
+SUMMARY_KEYS = ("gate", "passed", "data_docs", "run", "warnings")
 
 
 def _entry(result: dict) -> dict:
@@ -15,7 +18,7 @@ def _entry(result: dict) -> dict:
             "observed": result["observed"], "message": result["message"]}
 
 
-def run_gate(ws, gate: str, suites: list[Suite], as_of: str, notes: list[dict] | None = None,
+def run_gate(ws: Workspace, gate: str, suites: list[Suite], as_of: str, notes: list[dict] | None = None,
              facts: dict | None = None) -> dict:
     """Validate, write ``ws.gate_file(gate)`` and the Data Docs, then raise on a critical failure.
 

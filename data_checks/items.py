@@ -12,9 +12,10 @@ from data_checks.config import ItemChecks
 from saviorrec.data import io
 from saviorrec.data.contract import ITEM_REQUIRED
 from saviorrec.storage.s3 import is_s3_uri
+from saviorrec.workspace import Workspace
 
 
-def load(ws) -> pd.DataFrame:
+def load(ws: Workspace) -> pd.DataFrame:
     """The catalog as written, plus ``image_ref_resolves`` (None where there is no reference)."""
     items = io.read_parquet(ws.path("items"))
     data_dir = ws.path("data")

@@ -19,9 +19,10 @@ from data_checks.frames import day_stats, read_raw_day, schema_problems
 from data_checks.runner import Suite
 from saviorrec.data import io
 from saviorrec.data.contract import EVENT_COLUMNS
+from saviorrec.workspace import Workspace
 
 
-def load(ws, checks: LogChecks, catalog_ids: set[int] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load(ws: Workspace, checks: LogChecks, catalog_ids: set[int] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(day statistics, rows in scope) read one partition at a time."""
     root = ws.path("events")
     days = io.list_days(root)

@@ -1,8 +1,9 @@
 """Model-promotion suite: sane predictions, calibration, and no AUC regression against production.
 
-Both models are judged on the same events with the same code (H4's ``evaluate_predictions``):
-the candidate's ``predictions`` and the production bundle re-scored on the candidate's
-evaluation window, so a model evaluated on another day cannot pass by luck of the window.
+Both models are judged on the same events with the same code (``evaluate_predictions``, the
+evaluate stage's metrics): the candidate's ``predictions`` and the production bundle re-scored
+on the candidate's evaluation window, so a model evaluated on another day cannot pass by luck
+of the window.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import pandas as pd
 from data_checks.config import ModelChecks
 from data_checks.runner import Suite
 from saviorrec.metrics.ranking import assign_buckets, evaluate_predictions
+from saviorrec.workspace import Workspace
 
 
-def window_frame(ws, events: pd.DataFrame, history: pd.DataFrame | None, items: pd.DataFrame,
+def window_frame(ws: Workspace, events: pd.DataFrame, history: pd.DataFrame | None, items: pd.DataFrame,
                  preds: pd.DataFrame, train_end) -> pd.DataFrame:
     """Evaluation events joined with predictions (left: an unscored event is a failure) and buckets."""
     df = events.merge(preds.drop_duplicates("event_id"), on="event_id", how="left")

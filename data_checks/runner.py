@@ -8,17 +8,17 @@ site lives at ``ws.path("data_docs")``.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from filelock import FileLock
+
+from saviorrec.workspace import Workspace
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no usage statistics over the network
 
@@ -52,16 +52,10 @@ class Suite:
     index_columns: list[str] = field(default_factory=list)  # e.g. ["ds"]: name failing rows by day
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """One gate at a time per GX project (parallel Airflow tasks share the file context)."""
+def _project_lock(folder: Path) -> FileLock:
+    """One gate at a time per GX project (parallel Airflow tasks share the file context); waits as long as it takes."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".saviorrec.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return FileLock(folder / ".saviorrec.lock")
 
 
 def open_context(project_dir: Path, docs_dir: Path):
@@ -104,13 +98,13 @@ def _result_format(index_columns: list[str]) -> dict:
     return fmt
 
 
-def run_suites(ws, gate: str, suites: list[Suite], as_of: str) -> tuple[list[dict], str, str]:
+def run_suites(ws: Workspace, gate: str, suites: list[Suite], as_of: str) -> tuple[list[dict], str, str]:
     """Validate every suite; return (per-expectation results, run id, Data Docs index path)."""
     project_dir, docs_dir = ws.path("gx_project"), ws.path("data_docs")
     run_time = dt.datetime.now(dt.UTC)
     run_id = RunIdentifier(run_name=f"{gate}-{as_of}", run_time=run_time)
     results: list[dict] = []
-    with _locked(project_dir):
+    with _project_lock(project_dir):
         context = open_context(project_dir, docs_dir)
         for suite in suites:
             name = f"{gate}.{suite.name}"

@@ -12,6 +12,7 @@ import pandas as pd
 from data_checks.config import SidChecks
 from data_checks.runner import Suite
 from saviorrec.data import io
+from saviorrec.workspace import Workspace
 
 _LEVEL = re.compile(r"^c(\d+)$")
 
@@ -39,7 +40,7 @@ def _finite(vector) -> bool:
     return bool(values.size and np.isfinite(values).all())
 
 
-def load(ws, catalog: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load(ws: Workspace, catalog: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per catalog item with its SID and embedding health, the SID table itself)."""
     sids = io.read_parquet(ws.path("sids"))
     if "sid" not in sids:  # older tables: the string form is c1-..-cL-dedup
@@ -55,7 +56,7 @@ def load(ws, catalog: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return frame, sids
 
 
-def summaries(ws, sids: pd.DataFrame, production_sids: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def summaries(ws: Workspace, sids: pd.DataFrame, production_sids: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     size = ws.params.codebook.codebook_size
     levels = level_columns(sids)
     per_level = pd.DataFrame([

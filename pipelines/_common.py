@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import sys
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from saviorrec.config import ParamsError, load_params, parse_set
+from saviorrec.stages import run_stage
 from saviorrec.workspace import StageError, Workspace
 
 
@@ -35,13 +37,15 @@ def stage_main(
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
     argv: list[str] | None = None,
 ) -> dict:
-    """Parse the common flags (+ stage flags), load params, call ``run``, print its summary.
+    """Parse the common flags (+ stage flags), load params, run the stage through
+    ``saviorrec.stages.run_stage`` (as Airflow and the benches do), print its summary.
 
     Exit code 1 with a one-paragraph message for StageError / ParamsError / ValueError
     (bad input), never a traceback for a problem the user can fix.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    prog = "saviorrec " + run.__module__.rsplit(".", 1)[-1].replace("_", "-")
+    stage = Path(inspect.getfile(run)).stem  # `python -m pipelines.X` runs it as __main__
+    prog = "saviorrec " + stage.replace("_", "-")
     parser = stage_parser(prog, description)
     if add_arguments:
         add_arguments(parser)
@@ -49,7 +53,7 @@ def stage_main(
     params_path, workdir, sets = args.pop("params"), args.pop("workdir"), args.pop("set")
     try:
         params = load_params(params_path, overrides=parse_set(sets))
-        summary = run(params, Workspace(Path(workdir).resolve(), params), **args)
+        summary = run_stage(stage, Workspace(Path(workdir).resolve(), params), **args)
     except (StageError, ParamsError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(1) from None

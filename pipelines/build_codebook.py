@@ -1,193 +1,25 @@
 """Build the RQ-VAE codebooks and the semantic ID of every catalog item.
 
-Reads z (behavior-aware embeddings), the plain MiniLM text features, behavior pairs mined
-before train_end (contrastive term between reconstructed trigger and target), the encoder
-metrics (hit@30) and the previous codebook (warm start unless codebook.full_rebuild).
-Writes codebook/ (behavior model, generic/ model, SID snapshots for churn), sids,
-sids_generic and metrics/codebook.json.
-
-Choices: a codebook larger than the catalog (codebook_size > items) is an error naming both
-numbers (no silent shrinking); NaN embeddings or catalog items without embeddings are errors
-naming the items; no pairs turns the contrastive term off with a warning. The generic
-codebook (plain MiniLM, the `sid_ids` baseline) is trained without the contrastive term: it
-is the "no behavior" reference. A warm start (previous model, same shape, codebook.full_rebuild
-false) trains warm_start_epochs at warm_start_lr, and known items keep their previous codes
-while those quantize them within (1 + sticky_margin) of the best codes.
-
-Lightning keeps ``<codebook>/checkpoints/<space>/last.ckpt`` after every epoch of each space
-(behavior, generic). A retried run passes one of them as ``ckpt_path`` (``--ckpt-path``): each
-space resumes from its own last.ckpt when there is one (no k-means init over it). A fresh run
-clears stale checkpoints; the outputs are staged and replace the codebook folder as a whole
-only when both spaces succeeded (checkpoints included), so a failure leaves the previous
-codebook, the warm-start source, untouched.
+Reads z (behavior-aware embeddings), the plain MiniLM text features, the behavior pairs and
+holdout train_encoder wrote (``paths.pairs``), the encoder metrics (hit@30) and the previous
+codebook (warm start unless codebook.full_rebuild). Writes codebook/ (behavior model, generic/
+model, SID snapshots for churn), sids, sids_generic and metrics/codebook.json.
+``--ckpt-path`` resumes an interrupted build (``last``: each space, behavior and generic, from
+its own ``<codebook>/checkpoints/<space>/last.ckpt``; Airflow retries pass it).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import time
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
 
 from pipelines._common import add_ckpt_path_argument, stage_main
 from saviorrec.config import Params
-from saviorrec.data import io
-from saviorrec.metrics.codebook import codebook_report
-from saviorrec.models.checkpoints import prepare_checkpoints, staged_output
-from saviorrec.models.rqvae import Codebook, RQVAEConfig, fit_rqvae, load_codebook
-from saviorrec.models.semantic_ids import previous_codes, sid_table
-from saviorrec.workspace import StageError, Workspace, write_json
-
-log = logging.getLogger("saviorrec.build_codebook")
-
-SNAPSHOT = "sids_snapshot.parquet"  # the SIDs this codebook produced, for the next run's churn/dedup
-EVENT_COLUMNS = ["event_id", "user_id", "item_id", "ts", "click", "conversion"]
-
-
-def load_vectors(path: Path, item_ids: np.ndarray, what: str) -> np.ndarray:
-    """[N, d] float32 in ``item_ids`` order; errors name missing items and NaN rows."""
-    if not path.exists():
-        raise StageError(f"{what} not found at {path}: run train_encoder first")
-    frame = io.read_parquet(path)
-    frame = frame.drop_duplicates("item_id", keep="last").set_index("item_id")
-    missing = np.setdiff1d(item_ids, frame.index.to_numpy())
-    if len(missing):
-        raise StageError(f"{what} at {path} lack {len(missing)} catalog items, e.g. item_id {missing[:10].tolist()}")
-    vectors = np.stack(frame.loc[item_ids, "vector"].to_numpy()).astype(np.float32)
-    bad = ~np.isfinite(vectors).all(axis=1)
-    if bad.any():
-        raise StageError(f"{what} at {path} contain NaN/inf for {int(bad.sum())} items, "
-                         f"e.g. item_id {item_ids[bad][:10].tolist()}")
-    return vectors
-
-
-def pair_rows(pairs: pd.DataFrame, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Pairs as row indices into item_ids (pairs with unknown items dropped); None when empty."""
-    if pairs is None or pairs.empty:
-        return None
-    row_of = pd.Series(np.arange(len(item_ids)), index=item_ids)
-    trig = row_of.reindex(pairs["trigger"].to_numpy()).to_numpy()
-    targ = row_of.reindex(pairs["target"].to_numpy()).to_numpy()
-    ok = ~(np.isnan(trig.astype(float)) | np.isnan(targ.astype(float)))
-    if not ok.any():
-        return None
-    weight = pairs["weight"].to_numpy(dtype=np.float32)[ok] if "weight" in pairs else np.ones(ok.sum(), np.float32)
-    return trig[ok].astype(np.int64), targ[ok].astype(np.int64), weight
-
-
-def mined_pairs(params: Params, ws: Workspace) -> pd.DataFrame:
-    """Training pairs (holdout excluded) from clicks before train_end, as the encoder saw them."""
-    from saviorrec.data.pairs import mine_pairs, split_holdout
-
-    train_end, _ = ws.split()
-    events = io.read_events(ws.path("events"), end=train_end, columns=EVENT_COLUMNS)
-    pairs = mine_pairs(events, params.pairs, train_end)
-    if pairs.empty:
-        return pairs
-    train, _holdout = split_holdout(pairs, params.pairs.holdout_fraction, params.seed)
-    return train
-
-
-def build_space(x: np.ndarray, item_ids: np.ndarray, params: Params, directory: Path, seed: int,
-                pairs, contrastive: bool, holdout: pd.DataFrame | None = None, out_dir: Path | None = None,
-                checkpoint_dir: Path | None = None, resume: bool = False) -> tuple[pd.DataFrame, dict]:
-    """Fit (or warm-start from ``directory``) one codebook on x, assign SIDs, save the model +
-    snapshot to ``out_dir`` (default ``directory``), report. ``resume`` continues from
-    ``checkpoint_dir/last.ckpt`` when an interrupted run left one."""
-    out_dir = directory if out_dir is None else out_dir
-    last = checkpoint_dir / "last.ckpt" if resume and checkpoint_dir is not None else None
-    ckpt_path = last if last is not None and last.is_file() else None
-    cb = params.codebook
-    config = RQVAEConfig.from_params(cb, x.shape[1], **({} if contrastive else {"contrastive_weight": 0.0}))
-    if len(x) < config.codebook_size:
-        raise StageError(f"codebook.codebook_size={config.codebook_size} is larger than the item count {len(x)}: "
-                         f"lower codebook.codebook_size to at most {len(x)}")
-    previous = io.read_parquet(directory / SNAPSHOT) if (directory / SNAPSHOT).exists() else None
-    init_state, warm = None, False
-    if not cb.full_rebuild and (directory / "model.pt").exists():
-        old = load_codebook(directory)
-        if old.config.shape() == config.shape():
-            init_state, warm = old.model.state_dict(), True
-        else:
-            log.warning("previous codebook in %s has shape %s, now %s: full rebuild", directory,
-                        old.config.shape(), config.shape())
-    if warm:
-        config = RQVAEConfig(**{**config.__dict__, "lr": cb.warm_start_lr})
-    epochs = cb.warm_start_epochs if warm else cb.epochs
-    started = time.perf_counter()
-    model = fit_rqvae(x, config, epochs=epochs, batch_size=cb.batch_size, seed=seed,
-                      kmeans_iters=cb.kmeans_iters, pairs=pairs if contrastive else None, init_state=init_state,
-                      checkpoint_dir=checkpoint_dir, ckpt_path=ckpt_path)
-    codebook = Codebook(model)
-    build_seconds = time.perf_counter() - started
-
-    greedy = codebook.assign(x)
-    prev = previous_codes(item_ids, previous, config.levels) if warm and cb.sticky_margin > 0 else None
-    codes = codebook.assign(x, prev, cb.sticky_margin) if prev is not None else greedy
-    sids = sid_table(item_ids, codes, previous)
-    reconstructed = codebook.reconstruct(codes)
-    report = codebook_report(x, codes, reconstructed, sids, config.codebook_size, previous)
-    if holdout is not None and len(holdout):  # is the quantized space still behavior-aligned?
-        from saviorrec.metrics.retrieval import hit_at_k
-
-        k = params.encoder.hit_k
-        report[f"hit_at_{k}_reconstructed"] = hit_at_k(item_ids, reconstructed, holdout, k)
-    if prev is not None:  # how much churn stickiness saved: the greedy codes' churn
-        report["churn_codes_greedy"] = codebook_report(
-            x, greedy, codebook.reconstruct(greedy), sid_table(item_ids, greedy, previous),
-            config.codebook_size, previous)["churn_codes"]
-    report.update(levels=config.levels, codebook_size=config.codebook_size, warm_started=warm, epochs=epochs,
-                  dead_codes_reset=int(model.reset_count), contrastive=bool(contrastive and pairs is not None),
-                  build_seconds=round(build_seconds, 3), resumed_from=str(ckpt_path) if ckpt_path else None)
-    codebook.save(out_dir, warm_started=warm, n_items=len(item_ids))
-    io.write_parquet(sids, out_dir / SNAPSHOT)
-    return sids, report
-
-
-def encoder_hits(ws: Workspace) -> dict:
-    path = ws.metrics_file("encoder")
-    if not path.exists():
-        log.warning("no encoder metrics at %s: hit@30 not reported", path)
-        return {"hit_at_30": None, "hit_at_30_minilm": None}
-    metrics = json.loads(path.read_text())
-    k = metrics.get("hit_k", 30)
-    return {"hit_at_30": metrics.get(f"hit_at_{k}"), "hit_at_30_minilm": metrics.get(f"hit_at_{k}_minilm"),
-            "hit_k": k}
+from saviorrec.models.codebook_training import build_codebook
+from saviorrec.workspace import Workspace
 
 
 def run(params: Params, ws: Workspace, ckpt_path: str | Path | None = None, **_: object) -> dict:
-    started = time.perf_counter()
-    directory = Path(ws.path("codebook"))
-    checkpoints = prepare_checkpoints(directory, ckpt_path)
-    resume = ckpt_path is not None
-    items = io.read_items(ws.path("items"))
-    item_ids = np.sort(items["item_id"].astype("int64").unique())
-    z = load_vectors(ws.path("embeddings"), item_ids, "embeddings")
-    text = load_vectors(ws.path("text_features"), item_ids, "text_features")
-
-    pairs = pair_rows(mined_pairs(params, ws), item_ids)
-    if pairs is None and params.codebook.contrastive_weight > 0:
-        log.warning("no behavior pairs before train_end: contrastive term off, reconstruction only")
-
-    holdout_path = ws.path("encoder") / "holdout_pairs.parquet"  # written by train_encoder
-    holdout = io.read_parquet(holdout_path) if holdout_path.exists() else None
-    with staged_output(directory) as staging:
-        sids, behavior = build_space(z, item_ids, params, directory, params.seed + 3, pairs, contrastive=True,
-                                     holdout=holdout, out_dir=staging, checkpoint_dir=checkpoints / "behavior",
-                                     resume=resume)
-        sids_generic, generic = build_space(text, item_ids, params, directory / "generic", params.seed + 4, None,
-                                            contrastive=False, holdout=holdout, out_dir=staging / "generic",
-                                            checkpoint_dir=checkpoints / "generic", resume=resume)
-    io.write_parquet(sids, ws.path("sids"))
-    io.write_parquet(sids_generic, ws.path("sids_generic"))
-
-    summary = {**behavior, "n_pairs": 0 if pairs is None else int(len(pairs[0])), **encoder_hits(ws),
-               "generic": generic, "seconds": round(time.perf_counter() - started, 2)}
-    write_json(ws.metrics_file("codebook"), summary)
-    return summary
+    return build_codebook(params, ws, ckpt_path=ckpt_path)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,145 +2,27 @@
 
 Reads clicks before train_end (nothing later), the item catalog and pictures. Writes the
 plain MiniLM text features, the encoder (model.pt + config.json), z for every catalog item,
-and metrics/encoder.json (pair counts, hit@k of z vs plain MiniLM on held-out pairs, loss).
+the pairs it trained on with its holdout (``paths.pairs``) and metrics/encoder.json (pair
+counts, hit@k of z vs plain MiniLM on held-out pairs, loss).
 
 A warm start (previous encoder, same architecture) trains warm_start_epochs at warm_start_lr and,
 with encoder.anchor_weight > 0, keeps every item's z near the previous encoder's z (stable SIDs).
-Lightning keeps ``<encoder>/checkpoints/last.ckpt`` after every epoch: a retried run passes it as
-``ckpt_path`` (``--ckpt-path``) and continues from that epoch; a fresh run clears stale
-checkpoints, and a successful run replaces the encoder folder as a whole (checkpoints included).
+``--ckpt-path`` resumes an interrupted fit from its last epoch checkpoint (``last``: the
+``<encoder>/checkpoints/last.ckpt`` Lightning keeps; Airflow retries pass it).
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from pathlib import Path
-
-import lightning as L
-import numpy as np
-import pandas as pd
-import torch
 
 from pipelines._common import add_ckpt_path_argument, stage_main
 from saviorrec.config import Params
-from saviorrec.data import io
-from saviorrec.data.pairs import mine_pairs, split_holdout
-from saviorrec.metrics.retrieval import hit_at_k
-from saviorrec.models.checkpoints import prepare_checkpoints, staged_output
-from saviorrec.models.encoder import ItemEncoder, compatible, encoder_config, load_item_encoder, read_config
-from saviorrec.models.encoder_module import fit_encoder
-from saviorrec.models.image import BackboneFeatures
-from saviorrec.models.text import text_features
-from saviorrec.workspace import StageError, Workspace, write_json
-
-log = logging.getLogger("saviorrec.train_encoder")
-
-EVENT_COLUMNS = ["event_id", "user_id", "item_id", "ts", "click", "conversion"]
-HOLDOUT_FILE = "holdout_pairs.parquet"
-
-
-def vectors_frame(item_ids: np.ndarray, vectors: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"item_id": np.asarray(item_ids, np.int64), "vector": list(np.asarray(vectors, np.float32))})
-
-
-def _backbone_width(cfg) -> int | None:
-    if cfg.image_backbone == "cnn":
-        return None
-    return int(BackboneFeatures(cfg.image_backbone)(torch.zeros(1, 3, cfg.image_size, cfg.image_size)).shape[1])
+from saviorrec.models.encoder_training import train_encoder
+from saviorrec.workspace import Workspace
 
 
 def run(params: Params, ws: Workspace, ckpt_path: str | Path | None = None, **_: object) -> dict:
-    started = time.perf_counter()
-    cfg = params.encoder
-    out_dir = Path(ws.path("encoder"))
-    checkpoints = prepare_checkpoints(out_dir, ckpt_path)
-    train_end, _eval_end = ws.split()
-    events = io.read_events(ws.path("events"), end=train_end, columns=EVENT_COLUMNS)
-    items = io.read_items(ws.path("items")).sort_values("item_id", kind="stable").reset_index(drop=True)
-
-    pairs = mine_pairs(events, params.pairs, train_end)
-    if pairs.empty:
-        raise StageError(
-            f"no item pairs mined from {int((events['click'] == 1).sum())} clicks before {train_end}: "
-            "no user clicked two different items within the window. Loosen pairs.window_days, "
-            "pairs.max_gap_events or pairs.min_support (or provide more days of events)."
-        )
-    train_pairs, holdout = split_holdout(pairs, params.pairs.holdout_fraction, params.seed)
-    if train_pairs.empty:
-        raise StageError(f"all {len(pairs)} mined pairs fell into the holdout; lower pairs.holdout_fraction or add data")
-
-    log.info("mined %d pairs (%d train, %d held out) in %.1fs", len(pairs), len(train_pairs), len(holdout), time.perf_counter() - started)
-    if cfg.finetune_text_layers:
-        log.warning("encoder.finetune_text_layers=%d: fine-tuning MiniLM is not implemented yet; the text model stays "
-                    "frozen and a projection is trained on its cached features", cfg.finetune_text_layers)
-    text = text_features(items, cfg, ws.path("text_cache"))
-    log.info("text features ready at %.1fs", time.perf_counter() - started)
-    io.write_parquet(vectors_frame(items["item_id"], text), ws.path("text_features"))
-
-    # vocabularies only from items listed before train_end: later values map to "unknown"
-    listed = items.loc[items["first_seen"] < pd.Timestamp(train_end)]
-    previous = read_config(ws.path("encoder")) if cfg.warm_start else None
-    config = encoder_config(cfg, listed, previous, _backbone_width(cfg))
-    warm = previous is not None and compatible(previous, config)
-    if previous is not None and not warm:
-        log.warning("previous encoder in %s has another architecture; training from scratch", ws.path("encoder"))
-    L.seed_everything(params.seed, workers=True, verbose=False)
-    encoder = ItemEncoder(config)
-    if warm:
-        encoder.load_grown(torch.load(ws.path("encoder") / "model.pt", map_location="cpu", weights_only=True))
-    epochs, lr = (cfg.warm_start_epochs, cfg.warm_start_lr) if warm else (cfg.epochs, cfg.lr)
-
-    features = encoder.featurize(items, ws.path("data"), text_vectors=text)
-    # what the previous encoder (its own vocabularies) gave each item: the SIDs were built on it
-    anchor = load_item_encoder(out_dir).embed(items, ws.path("data"), text_vectors=text) \
-        if warm and cfg.anchor_weight > 0 else None
-    row_of = pd.Series(np.arange(len(items)), index=items["item_id"].to_numpy())
-    rows = np.stack([row_of.reindex(train_pairs["trigger"]).to_numpy(), row_of.reindex(train_pairs["target"]).to_numpy()], axis=1)
-    if np.isnan(rows.astype(float)).any():
-        raise StageError("mined pairs reference item_ids missing from the catalog; run validate_logs")
-    losses = fit_encoder(encoder, features, rows.astype(np.int64), train_pairs["weight"].to_numpy(),
-                         epochs=epochs, lr=lr, cfg=cfg, seed=params.seed, anchor=anchor,
-                         anchor_weight=cfg.anchor_weight, checkpoint_dir=checkpoints, ckpt_path=ckpt_path)
-
-    log.info("trained %d epochs (loss %s) at %.1fs", epochs, [round(x, 3) for x in losses], time.perf_counter() - started)
-    with staged_output(out_dir) as staging:
-        encoder.save(staging)
-        # the held-out pairs travel with the encoder so build_codebook scores hit@k on the same ones
-        io.write_parquet(holdout, staging / HOLDOUT_FILE)
-    # embeddings come from the saved artifact, through the same call every consumer uses
-    z = load_item_encoder(out_dir).embed(items, ws.path("data"), text_vectors=text)
-    drift = float(np.mean(np.sum((z - anchor) ** 2, axis=1))) if anchor is not None else None
-    io.write_parquet(vectors_frame(items["item_id"], z), ws.path("embeddings"))
-
-    k = cfg.hit_k
-    hit = hit_at_k(items["item_id"].to_numpy(), z, holdout, k)
-    hit_minilm = hit_at_k(items["item_id"].to_numpy(), text, holdout, k)
-    with_behavior = np.isin(items["item_id"], np.concatenate([pairs["trigger"], pairs["target"]]))
-    summary = {
-        "n_items": int(len(items)),
-        "n_items_without_pairs": int((~with_behavior).sum()),
-        "n_pairs": int(len(pairs)),
-        "n_train_pairs": int(len(train_pairs)),
-        "n_holdout_pairs": int(len(holdout)),
-        "hit_k": k,
-        f"hit_at_{k}": hit,
-        f"hit_at_{k}_minilm": hit_minilm,
-        "relative_gain": (hit / hit_minilm - 1.0) if hit is not None and hit_minilm else None,
-        "epochs": epochs,
-        "lr": lr,
-        "warm_started": warm,
-        "anchor_weight": cfg.anchor_weight if anchor is not None else 0.0,
-        "anchor_drift": drift,  # mean ||z - previous z||^2 over the catalog (anchored warm starts)
-        "resumed_from": str(ckpt_path) if ckpt_path else None,
-        "train_loss": losses[-1] if losses else None,
-        "train_loss_per_epoch": losses,
-        "embedding_dim": int(z.shape[1]),
-        "train_end": str(train_end),
-        "seconds": round(time.perf_counter() - started, 2),
-    }
-    write_json(ws.metrics_file("encoder"), summary)
-    return summary
+    return train_encoder(params, ws, ckpt_path=ckpt_path)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,7 +3,7 @@
 Writes ``paths.ranker`` (checkpoint + config.json + ID vocabulary) and the training curve
 ``plots/ranker_training.csv``. With ``ranker.warm_start: true`` it continues from the previous
 ranker (``--previous DIR``, default: the workspace's own ``paths.ranker``) on the new days only.
-``--ckpt-path`` resumes an interrupted fit from its last epoch checkpoint (Airflow retries pass it).
+``--ckpt-path last`` (what a retry passes) resumes an interrupted fit from its last epoch checkpoint.
 """
 
 from __future__ import annotations

@@ -11,59 +11,18 @@ skipped and recorded as a warning. Writes reports/gates/validate_model.json and 
 
 from __future__ import annotations
 
-from data_checks import model as model_suite
-from data_checks.config import load_checks
-from data_checks.gate import run_gate
-from data_checks.production import add_production_argument, production_workspace
+from data_checks.model_gate import validate_model
+from data_checks.production import add_production_argument
 from pipelines._common import stage_main
 from saviorrec.config import Params
-from saviorrec.data.io import list_days, read_events, read_items, read_parquet
-from saviorrec.workspace import StageError, Workspace
-
-GATE = "validate_model"
+from saviorrec.workspace import Workspace
 
 
-def _skip(check: str, why: str) -> dict:
-    return {"expectation": f"{GATE}: {check}", "check": check, "observed": "skipped", "message": why}
+def run(params: Params, ws: Workspace, production_workdir: str | None = None, **_: object) -> dict:
+    return validate_model(params, ws, production_workdir)
 
 
-def run(params: Params, ws: Workspace, production_workdir: str | None = None) -> dict:
-    checks = load_checks(params)
-    train_end, eval_end = ws.split()
-    if not ws.path("predictions").is_file():
-        raise StageError(f"no predictions at {ws.path('predictions')}: run evaluate first")
-    days = list_days(ws.path("events"))
-    items = read_items(ws.path("items"))
-    history = read_events(ws.path("events"), end=train_end) if any(d < train_end for d in days) else None
-    events = read_events(ws.path("events"), start=train_end, end=eval_end)
-    df = model_suite.window_frame(ws, events, history, items, read_parquet(ws.path("predictions")), train_end)
-    min_pos = params.evaluate.min_positives
-    candidate = model_suite.aucs(df, min_pos)
-
-    notes, production = [], None
-    prod_ws, why = production_workspace(params, ws, production_workdir)
-    if prod_ws is not None:
-        try:
-            from saviorrec.models.scoring import score_events
-
-            prod_preds = score_events(prod_ws, events, history, items)
-            production = model_suite.aucs(
-                model_suite.window_frame(ws, events, history, items, prod_preds, train_end), min_pos)
-        except Exception as err:  # noqa: BLE001 - recorded; the absolute checks still run
-            why = f"the production model could not score the window: {type(err).__name__}: {err}"
-    if production is None:
-        notes.append(_skip("auc_regression", f"comparison with production skipped: {why}"))
-    elif production["auc"] is None or candidate["auc"] is None:
-        notes.append(_skip("auc_regression", "overall AUC undefined on this window (no clicks or no non-clicks)"))
-    elif production["new_auc"] is None or candidate["new_auc"] is None:
-        notes.append(_skip("new_auc_regression", f"new-item AUC undefined on this window ({candidate['new_n']} new-item impressions)"))
-    summary = model_suite.summary_frame(candidate, production)
-    facts = {"train_end": str(train_end), "eval_end": str(eval_end), "candidate": candidate, "production": production}
-    payload = run_gate(ws, GATE, model_suite.suites(df, summary, checks.model), str(train_end), notes=notes, facts=facts)
-    return {k: payload[k] for k in ("gate", "passed", "data_docs", "run", "warnings")}
-
-
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     stage_main(run, __doc__, add_arguments=add_production_argument, argv=argv)
 
 

@@ -19,7 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import yaml
+from saviorrec.config import load_params, write_workspace_params
 
 REPO = Path(__file__).resolve().parents[1]
 HOME = Path(os.environ.get("SAVIORREC_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="saviorrec-airflow-"))
@@ -51,18 +51,17 @@ os.environ.update(ENV)
 
 def write_test_params() -> Path:
     """The repository's params with the tiny preset, a private registry and quick retries."""
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["preset"] = "tiny"
-    raw["registry"]["uri"] = str(REGISTRY)
-    raw["airflow"].update(runs_root=str(RUNS), start_date="2024-01-01", retries=1, retry_delay_minutes=0.05, execution_timeout_minutes=20)
-    raw["data"]["path"] = str((REPO / raw["data"]["path"]).resolve())
-    # A one-epoch tiny ranker is not calibrated to 20% (observed mean pCTR/CTR ~0.69): these
-    # tests exercise the orchestration, so the band is widened; test_dag_run makes it fail on purpose.
-    raw["checks"]["model"]["calibration_band"]["ratio"] = 0.6
-    raw["airflow"]["data_root"] = str((REPO / raw["airflow"]["data_root"]).resolve())
-    WORK.mkdir(parents=True, exist_ok=True)
-    PARAMS.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return PARAMS
+    repo = load_params(REPO / "params.yaml")
+    # A one-epoch tiny ranker is not calibrated to 20% (observed mean pCTR/CTR ~0.69): the tiny
+    # preset's calibration band (0.5) lets these orchestration tests pass; test_dag_run makes it fail on purpose.
+    return write_workspace_params(WORK, {
+        "preset": "tiny",
+        "registry.uri": str(REGISTRY),
+        "airflow.runs_root": str(RUNS), "airflow.start_date": "2024-01-01", "airflow.retries": 1,
+        "airflow.retry_delay_minutes": 0.05, "airflow.execution_timeout_minutes": 20,
+        "airflow.data_root": str((REPO / repo.airflow.data_root).resolve()),
+        "data.path": str((REPO / repo.data.path).resolve()),
+    }, base=REPO / "params.yaml")
 
 
 write_test_params()

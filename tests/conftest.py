@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 MOVIELENS = Path(os.environ.get("SAVIORREC_MOVIELENS", REPO.parent / "shared" / "data" / "movielens-small-dev"))
@@ -23,13 +22,10 @@ pytest_plugins = ["s3_server"]  # local S3 endpoint fixtures (moto server on 127
 
 
 def make_workspace(root: Path, overrides: dict | None = None, preset: str = "tiny") -> Path:
-    """A fresh workspace folder with params.yaml (preset applied via the `preset` key)."""
-    root.mkdir(parents=True, exist_ok=True)
-    from saviorrec.config import pin_overrides
+    """A fresh workspace folder with its resolved params.yaml (repository params < preset < overrides)."""
+    from saviorrec.config import write_workspace_params
 
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw = pin_overrides(raw, {"preset": preset, **(overrides or {})})
-    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    write_workspace_params(root, {"preset": preset, **(overrides or {})}, base=REPO / "params.yaml")
     return root
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import airflow_harness
 import pytest
-import yaml
+
+from saviorrec.config import write_workspace_params
 
 pytestmark = pytest.mark.slow
 
@@ -86,10 +87,8 @@ def postgres_url():
 def celery_servers(tmp_path_factory, redis_url, postgres_url):
     airflow_harness.seed_run()  # validated encoder/codebook for the run below to reuse
     home = tmp_path_factory.mktemp("airflow_celery_home")
-    raw = yaml.safe_load(airflow_harness.PARAMS.read_text())
-    raw["registry"]["uri"] = str(home / "registry")  # this module's own production model
-    params = home / "params.yaml"
-    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    # this module's own production model
+    params = write_workspace_params(home, {"registry.uri": str(home / "registry")}, base=airflow_harness.PARAMS)
     extra = {
         "SAVIORREC_PARAMS": str(params),
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",

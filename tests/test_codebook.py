@@ -62,7 +62,7 @@ def _stage(root, **overrides):
 
 def test_stage_writes_a_unique_sid_for_every_catalog_item(tiny_pipeline):
     from saviorrec.data import io
-    from saviorrec.models.rqvae import load_codebook
+    from saviorrec.models.codebook import load_codebook
 
     summary = tiny_pipeline.run("build_codebook")
     ws = tiny_pipeline.ws
@@ -105,14 +105,27 @@ def test_rebuild_is_deterministic_and_warm_start_reports_churn(tiny_pipeline, co
 
 
 def test_no_pairs_turns_the_contrastive_term_off(tiny_pipeline, copy_workspace, caplog):
+    from saviorrec.data.pairs import read_pairs, write_pairs
+
     tiny_pipeline.run("build_codebook")
     runner = copy_workspace(tiny_pipeline.root)
+    train, holdout = read_pairs(runner.ws.path("pairs"))
+    write_pairs(train.iloc[:0], holdout, runner.ws.path("pairs"))  # the encoder trained on no pairs
     with caplog.at_level(logging.WARNING):
-        summary, _ = _stage(runner.root, **{"pairs.min_support": 10**9, "codebook.full_rebuild": True,
-                                            "codebook.epochs": 1})
+        summary, _ = _stage(runner.root, **{"codebook.full_rebuild": True, "codebook.epochs": 1})
     assert summary["n_pairs"] == 0 and summary["contrastive"] is False
     assert summary["unique_fraction"] == 1.0 and summary["reconstruction_mse"] > 0
     assert "contrastive term off" in caplog.text
+
+
+def test_missing_pairs_file_says_to_run_train_encoder(tiny_pipeline, copy_workspace):
+    from saviorrec.workspace import StageError
+
+    tiny_pipeline.run("build_codebook")
+    runner = copy_workspace(tiny_pipeline.root)
+    runner.ws.path("pairs").unlink()
+    with pytest.raises(StageError, match=rf"{runner.ws.path('pairs')}.*run train_encoder first"):
+        _stage(runner.root)
 
 
 def _break_embeddings(ws, how):
@@ -209,40 +222,56 @@ def test_warm_rebuild_keeps_sids_stable_and_full_rebuild_is_still_possible(tiny_
 def test_retried_build_resumes_each_space_from_its_last_epoch_checkpoint(tiny_pipeline, copy_workspace, monkeypatch):
     """A crash in epoch 2 keeps the previous codebook; the retry continues the fit (no k-means again)."""
     import torch
-    from saviorrec.orchestration.resume import resume_options
 
     from pipelines import build_codebook
     from saviorrec.data import io
+    from saviorrec.models import codebook_training
     from saviorrec.models.rqvae import RQVAE
+    from saviorrec.stages import resume_options, run_stage
+    from saviorrec.workspace import Workspace
 
     tiny_pipeline.run("build_codebook")
     runner = copy_workspace(tiny_pipeline.root)
     directory = runner.ws.path("codebook")
     before = (directory / "model.pt").read_bytes()
-    real_fit = build_codebook.fit_rqvae
-    monkeypatch.setattr(build_codebook, "fit_rqvae", lambda *a, **k: real_fit(*a, callbacks=[CrashAtEpoch(1)], **k))
+    real_fit = codebook_training.fit_rqvae
+    monkeypatch.setattr(codebook_training, "fit_rqvae", lambda *a, **k: real_fit(*a, callbacks=[CrashAtEpoch(1)], **k))
     with pytest.raises(RuntimeError, match="simulated"):
         _stage(runner.root, **{"codebook.full_rebuild": True})
     last = directory / "checkpoints" / "behavior" / "last.ckpt"
     assert torch.load(last, weights_only=False)["epoch"] == 0  # epoch 1 of 5 done
     assert (directory / "model.pt").read_bytes() == before  # the previous codebook is untouched
-    monkeypatch.setattr(build_codebook, "fit_rqvae", real_fit)
+    monkeypatch.setattr(codebook_training, "fit_rqvae", real_fit)
 
     inits = []
     real_init = RQVAE.init_from_data
     monkeypatch.setattr(RQVAE, "init_from_data", lambda self, *a: inits.append(1) or real_init(self, *a))
     params = runner.params.model_copy(update={"codebook": runner.params.codebook.model_copy(update={"full_rebuild": True})})
-    from saviorrec.workspace import Workspace
-
-    options = resume_options("build_codebook", build_codebook.run, Workspace(runner.root, params), try_number=2)
-    assert options == {"ckpt_path": str(last)}
-    summary = build_codebook.run(params, Workspace(runner.root, params), **options)
+    ws = Workspace(runner.root, params)
+    assert resume_options("build_codebook", 2) == {"ckpt_path": "last"}
+    summary = run_stage("build_codebook", ws, try_number=2)
     assert summary["resumed_from"] == str(last) and summary["generic"]["resumed_from"] is None
     assert len(inits) == 1  # only the generic space (no checkpoint) was initialised
     assert not (directory / "checkpoints").exists()  # a finished build leaves no checkpoints
     resumed = io.read_parquet(runner.ws.path("sids"))
-    unbroken = build_codebook.run(params, Workspace(runner.root, params))  # fresh: clears, never continues
+    unbroken = run_stage("build_codebook", ws)  # fresh: clears, never continues
     assert unbroken["resumed_from"] is None
     pd.testing.assert_frame_equal(io.read_parquet(runner.ws.path("sids")), resumed)  # resumed == uninterrupted
     with pytest.raises(FileNotFoundError, match="checkpoint to resume from"):
-        build_codebook.run(params, Workspace(runner.root, params), ckpt_path=directory / "missing.ckpt")
+        build_codebook.run(params, ws, ckpt_path=directory / "missing.ckpt")
+
+
+def test_prepare_checkpoints_clears_a_fresh_run_and_keeps_them_for_last(tmp_path):
+    from saviorrec.models.checkpoints import last_checkpoint, prepare_checkpoints
+
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    (checkpoints / "last.ckpt").write_bytes(b"x")
+    assert prepare_checkpoints(tmp_path, "last") == checkpoints  # a retry: Lightning looks for last.ckpt
+    assert last_checkpoint(checkpoints) == checkpoints / "last.ckpt"
+    assert prepare_checkpoints(tmp_path, checkpoints / "last.ckpt") == checkpoints
+    with pytest.raises(FileNotFoundError, match="checkpoint to resume from not found"):
+        prepare_checkpoints(tmp_path, checkpoints / "other.ckpt")
+    prepare_checkpoints(tmp_path, None)  # a fresh run never continues a stale fit
+    assert not checkpoints.exists() and last_checkpoint(checkpoints) is None
+    assert prepare_checkpoints(tmp_path, "last") == checkpoints  # nothing to resume: not an error

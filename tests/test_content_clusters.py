@@ -46,8 +46,8 @@ def test_a_catalog_smaller_than_k_gets_one_cluster_per_item_and_none_is_an_error
 
 def test_each_variant_gets_the_clusterings_its_inputs_allow():
     from saviorrec.data.samples import ItemFeatures
-    from saviorrec.models.ranker import VARIANTS
     from saviorrec.models.ranker_training import cluster_sizes
+    from saviorrec.models.variants import VARIANTS
 
     rp = SimpleNamespace(content_clusters=16, text_clusters=12)
     assert cluster_sizes(rp, VARIANTS["saviorrec"]) == {"cl": 16, "tcl": 12}

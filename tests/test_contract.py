@@ -116,3 +116,19 @@ def test_roundtrip_through_partitions(tmp_path):
     expected = events.drop(columns="ds").assign(ts=events["ts"].astype("datetime64[ns, UTC]"))
     pd.testing.assert_frame_equal(back.drop(columns="ds"), expected, check_dtype=True)
     assert io.count_events(tmp_path / "events") == 3
+
+
+def test_roundtrip_through_s3_partitions(s3_bucket, tmp_path):
+    """The same files and frames on S3 (moto server) as on a local folder."""
+    local, remote = tmp_path / "events", f"s3://{s3_bucket}/data/events"
+    for root in (local, remote):
+        io.write_events(_events(), root)
+    io.write_items(_items(), f"s3://{s3_bucket}/data/items.parquet")
+    assert io.list_days(remote) == io.list_days(local)
+    assert io.day_parts(remote, "2024-01-02") == [f"{remote}/ds=2024-01-02/part-00000.parquet"]
+    pd.testing.assert_frame_equal(io.read_events(remote), io.read_events(local), check_exact=True)
+    pd.testing.assert_frame_equal(io.read_items(f"s3://{s3_bucket}/data/items.parquet"), _items())
+    assert io.count_events(remote) == 3
+    assert io.list_days(f"s3://{s3_bucket}/nothing-here") == []
+    with pytest.raises(FileNotFoundError, match="parquet file not found"):
+        io.read_parquet(f"s3://{s3_bucket}/data/missing.parquet")

@@ -7,10 +7,10 @@ import os
 
 import airflow_harness  # noqa: F401  (private AIRFLOW_HOME before airflow is imported)
 import pytest
-import yaml
 
-from saviorrec.config import load_params
-from saviorrec.orchestration import cadence, form, resume, workspace
+from saviorrec.config import available_presets, load_params, write_workspace_params
+from saviorrec.orchestration import cadence, form, workspace
+from saviorrec.workspace import Workspace
 
 STAGES = ["ingest", "validate_logs", "train_encoder", "build_codebook", "validate_sids",
           "train_ranker", "evaluate", "validate_model", "promote"]
@@ -77,7 +77,7 @@ def test_params_form_schema(dag, base):
     params = {name: dag.params.get_param(name) for name in dag.params}
     assert set(params) == set(form.RunForm.model_fields)
     assert params["ranker_variant"].schema["enum"][0] == "id_only"
-    assert set(params["preset"].schema["enum"]) == set(base.presets)
+    assert params["preset"].schema["enum"] == available_presets(airflow_harness.PARAMS) == ["tiny"]
     assert params["data_source"].schema["enum"] == ["synthetic", "movielens", "parquet"]
     assert (params["ranker_epochs"].schema["minimum"], params["ranker_epochs"].schema["maximum"]) == (1, 100)
     assert params["skip_encoder_refresh"].schema["type"] == "boolean"
@@ -164,11 +164,10 @@ def test_cadence_decision():
 
 def _fake_run(root, day, validated, refreshed=None):
     root.mkdir(parents=True)
-    raw = yaml.safe_load(airflow_harness.PARAMS.read_text())
-    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    write_workspace_params(root, base=airflow_harness.PARAMS)
     workspace.update_manifest(root, logical_date=day, data_day=day, artifacts_validated=validated,
                               encoder_refreshed_on=refreshed)
-    ws = workspace.open_workspace(root)
+    ws = Workspace.open(root)
     for name in ("encoder", "codebook"):
         ws.path(name).mkdir(parents=True)
         (ws.path(name) / "model.pt").write_text(f"{name} of {day}")
@@ -201,27 +200,13 @@ def test_reuse_picks_latest_validated_earlier_run(tmp_path):
         cadence.reuse_artifacts(cadence.ArtifactSource(empty, "run", None), target)
 
 
-def test_resume_options_pass_the_last_checkpoint(tmp_path):
-    ws = _fake_run(tmp_path / "run", "2024-03-01", False)
-    ckpt_dir = ws.path("ranker") / "checkpoints"
-    ckpt_dir.mkdir(parents=True)
-    (ckpt_dir / "epoch=0.ckpt").write_text("x")
-    (ckpt_dir / "last.ckpt").write_text("x")
+def test_only_retried_training_stages_resume_from_their_last_checkpoint():
+    from saviorrec.stages import STAGES, resume_options
 
-    def resumable(params, ws, ckpt_path=None):
-        return {}
-
-    def flag(params, ws, resume=False):
-        return {}
-
-    def fresh_only(params, ws, **_):
-        return {}
-
-    assert resume.resume_options("train_ranker", resumable, ws, 1) == {}
-    assert resume.resume_options("train_ranker", resumable, ws, 2) == {"ckpt_path": str(ckpt_dir / "last.ckpt")}
-    assert resume.resume_options("train_ranker", flag, ws, 3) == {"resume": True}
-    assert resume.resume_options("train_ranker", fresh_only, ws, 2) == {}
-    assert resume.resume_options("evaluate", resumable, ws, 2) == {}
+    for stage in ("train_encoder", "build_codebook", "train_ranker"):
+        assert resume_options(stage, 1) == {}  # a fresh try never picks up a stale checkpoint
+        assert resume_options(stage, 2) == {"ckpt_path": "last"}
+    assert all(resume_options(s, 3) == {} for s in STAGES if s not in ("train_encoder", "build_codebook", "train_ranker"))
 
 
 def test_stage_errors_fail_without_retry(tmp_path):
@@ -231,4 +216,4 @@ def test_stage_errors_fail_without_retry(tmp_path):
 
     ws = _fake_run(tmp_path / "run", "2024-03-01", False)
     with pytest.raises(tasks.RunFailure, match="validate_model failed: .*events"):
-        tasks.run_stage("validate_model", ws.root)
+        tasks.run_task("validate_model", ws.root)

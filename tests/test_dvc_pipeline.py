@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -77,11 +78,17 @@ def test_every_stage_declares_the_code_it_imports():
         assert not missing, f"dvc.yaml stage {stage} imports but does not declare: {missing}"
 
 
+def _param_names(spec: dict) -> set[str]:
+    return {next(iter(p)) if isinstance(p, dict) else p for p in spec["params"]}
+
+
 def test_params_are_declared_per_stage():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for stage in STAGES:
-        params = stages[stage]["params"]
-        assert {"preset", "presets", "seed"} <= set(params), stage
+        # the active preset's overlay as a whole: other presets' overlays are not dependencies
+        assert {"preset", "params/${preset}.yaml"} <= _param_names(stages[stage]), stage
+    assert [s for s in STAGES if "seed" in _param_names(stages[s])] == [
+        "ingest", "train_encoder", "build_codebook", "train_ranker", "promote"]
     # Ranker params reach only the ranker stage; codebook params only the codebook and what reads its size.
     assert [s for s in STAGES if "ranker" in stages[s]["params"]] == ["train_ranker"]
     assert [s for s in STAGES if "codebook" in stages[s]["params"]] == ["build_codebook"]
@@ -118,18 +125,13 @@ def _ran(output: str) -> list[str]:
     return re.findall(r"Running stage '(\w+)'", output)
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(2400)  # ~4 minutes on two free cores; far more on a shared machine
-def test_dvc_repro_end_to_end(tmp_path, s3_bucket):
-    repo = tmp_path / "repo"
+def _scratch_repo(repo: Path, edit_params: Callable[[dict], None] | None = None) -> dict:
+    """A fresh clone of the working tree in ``repo`` (params.yaml edited, then committed); the env for DVC."""
     _copy_repo(repo)
-    raw = yaml.safe_load((repo / "params.yaml").read_text())
-    raw["preset"] = "tiny"
-    # A tolerant model gate: this test is about what reruns, not about whether lr=0.004 is better.
-    model_checks = raw["checks"]["model"]
-    model_checks["auc_tolerance"]["value"] = model_checks["new_auc_tolerance"]["value"] = 1.0
-    model_checks["calibration_band"]["ratio"] = 100.0
-    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    if edit_params:
+        raw = yaml.safe_load((repo / "params.yaml").read_text())
+        edit_params(raw)
+        (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "PYTHONPATH": f"{repo / 'src'}:{repo}", "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
@@ -137,6 +139,59 @@ def test_dvc_repro_end_to_end(tmp_path, s3_bucket):
     _run(repo, env, "git", "init", "-q")
     _run(repo, env, "git", "add", "-A")
     _run(repo, env, "git", "commit", "-qm", "fresh clone")
+    return env
+
+
+def _stand_in_outputs(repo: Path) -> None:
+    """A placeholder for every stage output, so `dvc commit` can record the pipeline without running it."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for spec in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"].values():
+        for kind in ("outs", "metrics", "plots"):
+            for out in spec.get(kind, []):
+                path = repo / re.sub(r"\$\{paths\.(\w+)\}", lambda m: params["paths"][m.group(1)],
+                                     next(iter(out)) if isinstance(out, dict) else out)
+                target = path if path.suffix else path / "placeholder"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text("stand-in\n")
+
+
+def _up_to_date(repo: Path, env: dict) -> bool:
+    return "up to date" in _run(repo, env, sys.executable, "-m", "dvc", "status")
+
+
+@pytest.mark.timeout(600)
+def test_editing_another_presets_overlay_reruns_nothing(tmp_path):
+    """The default pipeline depends on params/default.yaml, not on the tiny overlay the tests use."""
+    repo = tmp_path / "repo"
+    env = _scratch_repo(repo)
+    _stand_in_outputs(repo)
+    _run(repo, env, sys.executable, "-m", "dvc", "commit", "--force", "--quiet")
+    assert _up_to_date(repo, env)
+
+    tiny = yaml.safe_load((repo / "params/tiny.yaml").read_text())
+    tiny["ranker"]["epochs"] += 1
+    tiny["synthetic"]["n_days"] += 1
+    (repo / "params/tiny.yaml").write_text(yaml.safe_dump(tiny))
+    assert _up_to_date(repo, env)
+
+    # ... while the active overlay is a dependency of every stage.
+    (repo / "params/default.yaml").write_text(yaml.safe_dump({"ranker": {"epochs": 2}}))
+    status = _run(repo, env, sys.executable, "-m", "dvc", "status", "--json")
+    assert sorted(json.loads(status)) == sorted(STAGES)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)  # ~4 minutes on two free cores; far more on a shared machine
+def test_dvc_repro_end_to_end(tmp_path, s3_bucket):
+    def tolerant_tiny(raw: dict) -> None:
+        raw["preset"] = "tiny"
+        # A tolerant model gate: this test is about what reruns, not about whether lr=0.004 is better.
+        model_checks = raw["checks"]["model"]
+        model_checks["auc_tolerance"]["value"] = model_checks["new_auc_tolerance"]["value"] = 1.0
+        model_checks["calibration_band"]["ratio"] = 100.0
+
+    repo = tmp_path / "repo"
+    env = _scratch_repo(repo, tolerant_tiny)
     dvc = [sys.executable, "-m", "dvc"]
 
     first = _run(repo, env, *dvc, "repro")

@@ -15,8 +15,10 @@ from training_faults import CrashAtEpoch
 from saviorrec.data import io
 from saviorrec.metrics.retrieval import hit_at_k
 from saviorrec.models.attributes import build_vocabularies, encode_attributes
-from saviorrec.models.encoder import ItemEncoder, encoder_config, load_item_encoder
-from saviorrec.models.encoder_module import fit_encoder, info_nce
+from saviorrec.models.encoder import ItemEncoder, encoder_config
+from saviorrec.models.encoder_io import load_item_encoder, save_item_encoder
+from saviorrec.models.encoder_module import fit_encoder
+from saviorrec.models.info_nce import info_nce
 from saviorrec.models.text import item_texts, text_features
 from saviorrec.workspace import StageError
 
@@ -97,7 +99,7 @@ def test_embed_handles_new_items_missing_pictures_and_a_single_category(tmp_path
     items["image_ref"] = [f"images/{i}.png" if k < 3 else None for k, i in enumerate(items["item_id"])]
     torch.manual_seed(0)
     encoder = ItemEncoder(encoder_config(CFG, items))
-    encoder.save(tmp_path / "enc")
+    save_item_encoder(encoder, tmp_path / "enc")
     loaded = load_item_encoder(tmp_path / "enc")
     new = pd.DataFrame({"item_id": [7], "title": ["x"], "category": ["other"], "brand": ["zz"],
                         "image_ref": ["images/missing.png"], "first_seen": pd.Timestamp("2024-02-01")})
@@ -120,12 +122,15 @@ def test_nan_features_are_an_error_naming_items():
 def test_info_nce_masks_duplicate_items_in_the_batch():
     z = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
     ids_a, ids_b = torch.tensor([1, 2, 3, 4]), torch.tensor([5, 5, 6, 7])
-    # a batch where row 1 repeats row 0's target: masking makes the loss ignore that "negative"
-    loss = info_nce(z, z.clone(), ids_a, ids_b, 0.1)
-    dup = info_nce(z, torch.cat([z[:1], z[:1], z[2:]]), ids_a, ids_b, 0.1)
-    assert torch.isfinite(loss) and torch.isfinite(dup)
-    perfect = info_nce(z, z, torch.arange(4), torch.arange(4) + 10, 0.01)
-    assert perfect < 0.1
+    # row 1 repeats row 0's target: masked, that "negative" no longer counts
+    dup = torch.cat([z[:1], z[:1], z[2:]])
+    masked = info_nce(z, dup, 0.1, item_ids=(ids_a, ids_b))
+    plain = info_nce(z, dup, 0.1)
+    assert torch.isfinite(masked) and torch.isfinite(plain) and not torch.isclose(masked, plain)
+    # without a duplicate item in the batch the mask changes nothing
+    distinct = (torch.arange(4), torch.arange(4) + 10)
+    assert torch.equal(info_nce(z, z.clone(), 0.1, item_ids=distinct), info_nce(z, z.clone(), 0.1))
+    assert info_nce(z, z, 0.01, item_ids=distinct) < 0.1
 
 
 def test_training_is_deterministic_and_pulls_pairs_together():
@@ -137,8 +142,8 @@ def test_training_is_deterministic_and_pulls_pairs_together():
         torch.manual_seed(3)
         enc = ItemEncoder(encoder_config(CFG, items))
         feats = enc.featurize(items, None, text_vectors=text)
-        losses = fit_encoder(enc, feats, pairs, np.ones(len(pairs)), epochs=15, lr=0.01, cfg=CFG, seed=3)
-        return enc.embed(items, None, text_vectors=text), losses
+        fit = fit_encoder(enc, feats, pairs, np.ones(len(pairs)), epochs=15, lr=0.01, cfg=CFG, seed=3)
+        return enc.embed(items, None, text_vectors=text), fit.epoch_losses
 
     z1, losses = train()
     z2, _ = train()
@@ -176,6 +181,23 @@ def test_stage_writes_z_for_every_item_and_metrics(tiny_pipeline):
     for key in ("n_pairs", "n_holdout_pairs", "hit_at_30", "hit_at_30_minilm", "relative_gain", "epochs", "train_loss", "seconds"):
         assert key in summary
     assert summary["n_holdout_pairs"] > 0 and 0 <= summary["hit_at_30"] <= 1
+
+
+def test_stage_writes_the_pairs_it_trained_on_and_its_holdout(tiny_pipeline):
+    """build_codebook reads them instead of mining again: the same rows, order and dtypes."""
+    from saviorrec.data.contract import EVENT_COLUMNS
+    from saviorrec.data.pairs import mine_pairs, read_pairs, split_holdout
+
+    summary = tiny_pipeline.run("train_encoder")
+    ws = tiny_pipeline.ws
+    train_end, _ = ws.split()
+    events = io.read_events(ws.path("events"), end=train_end, columns=EVENT_COLUMNS)
+    mined = split_holdout(mine_pairs(events, ws.params.pairs, train_end), ws.params.pairs.holdout_fraction,
+                          ws.params.seed)
+    train, holdout = read_pairs(ws.path("pairs"))
+    pd.testing.assert_frame_equal(train, mined[0], check_exact=True)
+    pd.testing.assert_frame_equal(holdout, mined[1], check_exact=True)
+    assert (len(train), len(holdout)) == (summary["n_train_pairs"], summary["n_holdout_pairs"])
 
 
 def test_warm_start_is_short_and_keeps_z_close(tiny_pipeline, copy_workspace):
@@ -239,7 +261,7 @@ def test_a_torchscript_image_backbone_can_be_configured_by_path(tmp_path):
     items["image_ref"] = [f"images/{i}.png" for i in items["item_id"]]
     cfg = SimpleNamespace(**{**vars(CFG), "image_backbone": str(tmp_path / "backbone.pt")})
     encoder = ItemEncoder(encoder_config(cfg, items, backbone_features=5))
-    encoder.save(tmp_path / "enc")
+    save_item_encoder(encoder, tmp_path / "enc")
     z = load_item_encoder(tmp_path / "enc").embed(items, tmp_path, text_vectors=random_text(4))
     assert z.shape == (4, CFG.embedding_dim) and np.isfinite(z).all()
     with pytest.raises(ValueError, match="image_backbone"):
@@ -249,9 +271,9 @@ def test_a_torchscript_image_backbone_can_be_configured_by_path(tmp_path):
 
 def test_retried_training_resumes_from_the_last_epoch_checkpoint(tiny_pipeline, copy_workspace, monkeypatch):
     """A crash in epoch 2 of 2 keeps the previous encoder; the retry runs only epoch 2, like an unbroken fit."""
-    from saviorrec.orchestration.resume import resume_options
-
     import pipelines.train_encoder as stage
+    from saviorrec.models import encoder_training
+    from saviorrec.stages import resume_options, run_stage
     from saviorrec.workspace import Workspace
 
     tiny_pipeline.run("train_encoder")
@@ -260,23 +282,22 @@ def test_retried_training_resumes_from_the_last_epoch_checkpoint(tiny_pipeline, 
     params = runner.params.model_copy(update={"encoder": runner.params.encoder.model_copy(update={"warm_start": False, "epochs": 2})})
     ws = Workspace(runner.root, params)
     before = (ws.path("encoder") / "model.pt").read_bytes()
-    real_fit = stage.fit_encoder
-    monkeypatch.setattr(stage, "fit_encoder", lambda *a, **k: real_fit(*a, callbacks=[CrashAtEpoch(1)], **k))
+    real_fit = encoder_training.fit_encoder
+    monkeypatch.setattr(encoder_training, "fit_encoder", lambda *a, **k: real_fit(*a, callbacks=[CrashAtEpoch(1)], **k))
     with pytest.raises(RuntimeError, match="simulated"):
-        stage.run(params, ws)
+        run_stage("train_encoder", ws)
     last = ws.path("encoder") / "checkpoints" / "last.ckpt"
     crashed = torch.load(last, weights_only=False)
     assert crashed["epoch"] == 0 and len(crashed["epoch_losses"]) == 1
     assert (ws.path("encoder") / "model.pt").read_bytes() == before  # the previous encoder is untouched
-    monkeypatch.setattr(stage, "fit_encoder", real_fit)
+    monkeypatch.setattr(encoder_training, "fit_encoder", real_fit)
 
-    options = resume_options("train_encoder", stage.run, ws, try_number=2)
-    assert options == {"ckpt_path": str(last)}
-    resumed = stage.run(params, ws, **options)
+    assert resume_options("train_encoder", 2) == {"ckpt_path": "last"}
+    resumed = run_stage("train_encoder", ws, try_number=2)  # Lightning finds last.ckpt
     assert resumed["resumed_from"] == str(last) and resumed["train_loss_per_epoch"][0] == crashed["epoch_losses"][0]
     assert not (ws.path("encoder") / "checkpoints").exists()  # a finished fit leaves no checkpoints
     z_resumed = io.read_parquet(ws.path("embeddings"))
-    unbroken = stage.run(params, ws)  # fresh: a stale checkpoint would be cleared, not continued
+    unbroken = run_stage("train_encoder", ws)  # fresh: a stale checkpoint would be cleared, not continued
     assert unbroken["resumed_from"] is None and unbroken["train_loss_per_epoch"] == resumed["train_loss_per_epoch"]
     np.testing.assert_allclose(np.stack(io.read_parquet(ws.path("embeddings"))["vector"].to_numpy()),
                                np.stack(z_resumed["vector"].to_numpy()), atol=1e-6)

@@ -103,3 +103,19 @@ def test_holdout_is_seeded_and_stable_as_data_grows():
     assert set(zip(held_again.trigger, held_again.target, strict=True)) <= set(zip(held.trigger, held.target, strict=True))
     _, other_seed = split_holdout(pairs, 0.1, seed=8)
     assert set(zip(other_seed.trigger, other_seed.target, strict=True)) != set(zip(held.trigger, held.target, strict=True))
+
+
+def test_pairs_file_gives_back_the_same_train_and_holdout(tmp_path):
+    from saviorrec.data.pairs import read_pairs, write_pairs
+
+    pairs = mine_pairs(log([(u, i, 0, 1, 0) for u in range(6) for i in (u, u + 1, u + 2)]), cfg())
+    train, held = split_holdout(pairs, 0.3, seed=1)
+    assert len(train) and len(held)
+    write_pairs(train, held, tmp_path / "pairs.parquet")
+    back_train, back_held = read_pairs(tmp_path / "pairs.parquet")
+    pd.testing.assert_frame_equal(back_train, train, check_exact=True)
+    pd.testing.assert_frame_equal(back_held, held, check_exact=True)
+    write_pairs(train, held.iloc[:0], tmp_path / "pairs.parquet")  # an empty side keeps its dtypes
+    back_train, back_held = read_pairs(tmp_path / "pairs.parquet")
+    pd.testing.assert_frame_equal(back_train, train, check_exact=True)
+    assert back_held.empty and back_held.dtypes.equals(held.dtypes)

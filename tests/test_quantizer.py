@@ -7,8 +7,10 @@ import pytest
 import torch
 from training_faults import CrashAtEpoch
 
+from saviorrec.models.codebook import Codebook, load_codebook
 from saviorrec.models.quantizer import ResidualQuantizer, nearest
-from saviorrec.models.rqvae import Codebook, RQVAEConfig, fit_rqvae, load_codebook
+from saviorrec.models.rqvae import RQVAEConfig
+from saviorrec.models.rqvae_module import fit_rqvae
 
 torch.set_num_threads(1)
 
@@ -24,8 +26,9 @@ def small_config(**kw) -> RQVAEConfig:
 
 
 def fit(x, config=None, epochs=2, pairs=None, seed=7, init_state=None):
+    """The trained network (an ``RQVAE``)."""
     return fit_rqvae(x, config or small_config(), epochs=epochs, batch_size=128, seed=seed, kmeans_iters=5,
-                     pairs=pairs, init_state=init_state)
+                     pairs=pairs, init_state=init_state).rqvae
 
 
 def test_kmeans_init_uses_every_code_and_assign_is_greedy_residual():
@@ -151,5 +154,6 @@ def test_a_fit_resumed_from_its_epoch_checkpoint_equals_an_uninterrupted_one(tmp
         fit_rqvae(x, small_config(), checkpoint_dir=tmp_path, callbacks=[CrashAtEpoch(2)], **kw)
     assert torch.load(tmp_path / "last.ckpt", weights_only=False)["epoch"] == 1  # 2 of 4 epochs done
     resumed = fit_rqvae(x, small_config(), checkpoint_dir=tmp_path, ckpt_path=tmp_path / "last.ckpt", **kw)
-    for key, value in unbroken.state_dict().items():
-        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)
+    assert resumed.resumed_from == str(tmp_path / "last.ckpt") and unbroken.resumed_from is None
+    for key, value in unbroken.rqvae.state_dict().items():
+        torch.testing.assert_close(resumed.rqvae.state_dict()[key], value, rtol=0, atol=0)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -17,11 +19,14 @@ from saviorrec.data.io import read_events, read_items, read_parquet, write_parqu
 from saviorrec.data.samples import DENSE_FEATURES, IdVocab
 from saviorrec.models import content_clusters
 from saviorrec.models.mba import MBA
-from saviorrec.models.ranker import VARIANTS, Ranker, RankerConfig
+from saviorrec.models.ranker import Ranker, RankerConfig
+from saviorrec.models.ranker_artifacts import load_ranker
 from saviorrec.models.ranker_module import RankerModule, ranker_losses
-from saviorrec.models.ranker_training import load_ranker, warm_start_state
+from saviorrec.models.ranker_training import warm_start_state
 from saviorrec.models.scoring import Scorer, score_events
 from saviorrec.models.target_attention import TargetAttention
+from saviorrec.models.variants import VARIANTS
+from saviorrec.stages import run_stage
 
 
 def test_mba_is_identity_at_init_and_learns():
@@ -179,6 +184,14 @@ def test_mba_rows_follow_codes_across_a_codebook_refresh(trained_saviorrec, tmp_
     assert not torch.equal(modal(before, moved), modal(after, moved))
 
 
+def test_scoring_loads_no_training_code():
+    """Serving reads a trained ranker through ranker_artifacts: the training modules stay unloaded."""
+    code = "import sys, saviorrec.models.scoring; print(' '.join(sorted(sys.modules)))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    assert "saviorrec.models.ranker_artifacts" in loaded
+    assert not loaded & {"saviorrec.models.ranker_training", "saviorrec.models.checkpoints", "saviorrec.data.ranker_datamodule"}
+
+
 def test_heuristic_variant(ranker_upstream, tmp_path):
     root = copy_tree(ranker_upstream, tmp_path / "ws")
     params, ws = open_workspace(root, {"ranker.variant": "heuristic"})
@@ -190,9 +203,8 @@ def test_heuristic_variant(ranker_upstream, tmp_path):
 
 
 def test_retried_training_resumes_from_the_last_epoch_checkpoint(ranker_upstream, tmp_path, monkeypatch):
-    """A crash in epoch 2 of 2 leaves last.ckpt (epoch 1) and the previous ranker; the retry runs epoch 2 only."""
-    from saviorrec.orchestration.resume import resume_options
-
+    """A crash in epoch 2 of 2 leaves last.ckpt (epoch 1) and the previous ranker; the retry runs epoch 2 only,
+    like an unbroken fit."""
     from saviorrec.models import ranker_training
 
     root = copy_tree(ranker_upstream, tmp_path / "ws")
@@ -217,13 +229,17 @@ def test_retried_training_resumes_from_the_last_epoch_checkpoint(ranker_upstream
     assert (ws.path("ranker") / "model.ckpt").read_bytes() == before  # the previous ranker is untouched
     monkeypatch.setattr(ranker_training, "make_trainer", real)
 
-    options = resume_options("train_ranker", train_ranker.run, ws2, try_number=2)
-    assert options == {"ckpt_path": str(last)}
-    summary = train_ranker.run(params2, ws2, **options)
+    summary = run_stage("train_ranker", ws2, try_number=2)  # a retry: ckpt_path="last"
     assert summary["resumed_from"] == str(last)
     assert pd.read_csv(ws2.path("plots") / "ranker_training.csv")["epoch"].tolist() == [1]  # only the missing epoch ran
-    assert torch.load(ws2.path("ranker") / "model.ckpt", weights_only=False)["epoch"] == 2
+    resumed = torch.load(ws2.path("ranker") / "model.ckpt", weights_only=False)
+    assert resumed["epoch"] == 2
     assert not (ws.path("ranker") / "checkpoints").exists()
+
+    unbroken = run_stage("train_ranker", ws2)  # fresh: clears, never continues
+    assert unbroken["resumed_from"] is None and unbroken["final_loss"] == summary["final_loss"]
+    for key, value in torch.load(ws2.path("ranker") / "model.ckpt", weights_only=False)["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][key], value), key  # resumed == uninterrupted
 
     with pytest.raises(FileNotFoundError, match="checkpoint to resume from"):
         train_ranker.run(params2, ws2, ckpt_path=tmp_path / "missing.ckpt")

@@ -192,13 +192,14 @@ def test_promote_stage_refuses_without_passing_gates(tmp_path):
 
 def test_promote_stage_publishes_and_promotes(tmp_path):
     from pipelines import promote
+    from saviorrec.storage.promotion import receipt_path
 
     ws = fake_model_workspace(tmp_path / "ws", "A")
     first = promote.run(ws.params, ws)
     assert first["production"] == "v1" and first["previous"] is None
     second = promote.run(ws.params, ws)
     assert second["production"] == "v2" and second["previous"] == "v1"
-    assert json.loads(promote.receipt_path(ws).read_text())["version"] == "v2"
+    assert json.loads(receipt_path(ws).read_text())["version"] == "v2"
 
     no_promote = load_params(ws.root / "params.yaml", overrides={"registry.promote": False})
     third = promote.run(no_promote, type(ws)(ws.root, no_promote))
@@ -233,3 +234,21 @@ def test_registry_cli(tmp_path):
     summary = runner.invoke(app, ["registry", "summary", *params])
     assert summary.exit_code == 0 and "production model : saviorrec v1" in summary.output
     assert "metrics/ranker.json" in summary.output and "reports/gates/validate_model.json" in summary.output
+
+
+def test_held_pointer_lock_is_a_conflict(tmp_path, monkeypatch):
+    """A compare-and-swap waits for the pointer's file lock, then gives up as a conflict."""
+    from filelock import FileLock
+
+    from saviorrec.storage.artifacts import ConflictError
+
+    store = LocalStore(tmp_path / "registry")
+    monkeypatch.setattr(LocalStore, "LOCK_TIMEOUT_S", 0.2)
+    store.put_if("models/x/production.json", b"v1", None)
+    _, token = store.read_versioned("models/x/production.json")
+    with FileLock(tmp_path / "registry/models/x/production.json.lock"):
+        with pytest.raises(ConflictError, match="held by another writer"):
+            store.put_if("models/x/production.json", b"v2", token)
+    store.put_if("models/x/production.json", b"v2", token)
+    assert store.get_bytes("models/x/production.json") == b"v2"
+    assert store.list_children("models/x") == ["production.json"]

@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 
 GATE_LOGS, GATE_SIDS, GATE_MODEL = "validate_logs", "validate_sids", "validate_model"
 
@@ -35,10 +34,9 @@ def open_ws(root: Path):
 
 
 def set_params(root: Path, **dotted) -> None:
-    from saviorrec.config import pin_overrides
+    from saviorrec.config import write_workspace_params
 
-    raw = pin_overrides(yaml.safe_load((root / "params.yaml").read_text()), dotted)
-    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    write_workspace_params(root, dotted, base=root / "params.yaml")
 
 
 def write_semantic_tables(ws) -> None:

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from saviorrec.models.variants import VARIANT_NAMES
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -127,16 +129,8 @@ class Codebook(Section):
     sticky_margin: float = Field(ge=0.0)
 
 
-RankerVariant = Literal[
-    "id_only",
-    "content_frozen",
-    "sid_ids",
-    "saviorrec",
-    "saviorrec_no_mba",
-    "saviorrec_no_bidir",
-    "saviorrec_generic_encoder",
-    "heuristic",
-]
+# Literal of a tuple = Literal of its items; the names live with the variants' switches.
+RankerVariant = Literal[VARIANT_NAMES]  # type: ignore[valid-type]
 
 
 class Ranker(Section):
@@ -211,4 +205,3 @@ class Params(Section):
     checks: dict[str, dict[str, dict[str, Any]]]
     registry: Registry
     airflow: Airflow
-    presets: dict[str, dict[str, Any]]

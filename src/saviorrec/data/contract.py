@@ -24,18 +24,16 @@ Item catalog (``items.parquet``), one row per item:
 (datetime64, midnight: the day the item was listed).
 
 Errors are raised as :class:`ContractError`, whose message names each column and problem.
+:func:`event_schema_drift` checks only the required event columns and their types, for
+readers that must report a drifted day rather than fail on it.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
-
-EVENT_COLUMNS = ["event_id", "ts", "user_id", "item_id", "click", "conversion"]
-ORACLE_COLUMNS = ["oracle_p_click", "oracle_p_conversion"]
-ITEM_REQUIRED = ["item_id", "title", "category", "first_seen"]
-ITEM_OPTIONAL = ["description", "brand", "price_bucket", "image_ref"]
 
 
 class ContractError(ValueError):
@@ -103,6 +101,47 @@ ITEMS_SCHEMA = pa.DataFrameSchema(
     name="items",
 )
 
+EVENT_COLUMNS = [name for name, column in EVENTS_SCHEMA.columns.items() if column.required]
+ITEM_REQUIRED = [name for name, column in ITEMS_SCHEMA.columns.items() if column.required]
+
+
+def _integral(series: pd.Series) -> bool:
+    """Integer values; Parquet reads an integer column with nulls back as float, which still counts."""
+    if pd.api.types.is_integer_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        return True
+    if pd.api.types.is_float_dtype(series.dtype):
+        values = series.dropna().to_numpy()
+        return bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)))
+    return False
+
+
+def _type_only(column: pa.Column) -> pa.Column:
+    """The column's type as the contract declares it, with nulls and values left to row checks."""
+    if column.dtype is not None and pd.api.types.is_integer_dtype(column.dtype.type):
+        return pa.Column(checks=pa.Check(_integral, error="must be integer"), nullable=True)
+    # a column declared without a dtype (ts) states its type with its checks
+    return pa.Column(column.dtype, checks=[] if column.dtype is not None else column.checks, nullable=True)
+
+
+# The required event columns and their types only: what a day partition must have to be read at all.
+EVENTS_TYPES_SCHEMA = pa.DataFrameSchema(
+    {name: _type_only(column) for name, column in EVENTS_SCHEMA.columns.items() if column.required},
+    strict=False,
+    name="event types",
+)
+
+
+def event_schema_drift(events: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
+    """(missing event columns, {column: what its type must be}) against the contract; nulls are not judged."""
+    try:
+        EVENTS_TYPES_SCHEMA.validate(events, lazy=True)
+    except SchemaErrors as err:
+        cases = err.failure_cases
+        absent = cases["check"] == "column_in_dataframe"
+        wrong = cases[~absent].drop_duplicates("column")
+        return cases.loc[absent, "failure_case"].astype(str).tolist(), dict(zip(wrong["column"], wrong["check"], strict=True))
+    return [], {}
+
 
 def _problems(err: SchemaErrors) -> list[tuple[str, str]]:
     """Turn pandera's failure cases into one readable line per (column, check)."""
@@ -128,7 +167,7 @@ def _problems(err: SchemaErrors) -> list[tuple[str, str]]:
     return out
 
 
-def _run(schema: pa.DataFrameSchema, df: pd.DataFrame, what: str) -> list[tuple[str, str]]:
+def _run(schema: pa.DataFrameSchema, df: pd.DataFrame) -> list[tuple[str, str]]:
     try:
         schema.validate(df, lazy=True)
     except SchemaErrors as err:
@@ -138,7 +177,7 @@ def _run(schema: pa.DataFrameSchema, df: pd.DataFrame, what: str) -> list[tuple[
 
 def validate_items(items: pd.DataFrame) -> pd.DataFrame:
     """Return ``items`` unchanged if it meets the contract, else raise ContractError."""
-    problems = _run(ITEMS_SCHEMA, items, "items")
+    problems = _run(ITEMS_SCHEMA, items)
     if problems:
         raise ContractError("item catalog", problems)
     return items
@@ -150,7 +189,7 @@ def validate_events(
     day: str | None = None,
 ) -> pd.DataFrame:
     """Check a behavior log (optionally one ``day``) against the contract and the catalog."""
-    problems = _run(EVENTS_SCHEMA, events, "events")
+    problems = _run(EVENTS_SCHEMA, events)
     broken = {col for col, _ in problems}
     if "ts" not in broken and "ts" in events:
         expected_day = events["ds"] if "ds" in events else (pd.Series(day, index=events.index) if day else None)

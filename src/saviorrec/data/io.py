@@ -1,4 +1,5 @@
-"""One reader/writer for the data contract's tables, on local paths and s3:// URIs.
+"""One reader/writer for the data contract's tables, on local paths and s3:// URIs
+(both through ``saviorrec.storage.filesystem``).
 
 Events live as ``ROOT/ds=YYYY-MM-DD/part-*.parquet``. Readers return a ``ds`` column
 (str) and ``ts`` as UTC timestamps; ``iter_event_days`` streams one day at a time so
@@ -8,7 +9,6 @@ logs larger than memory can be processed.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from saviorrec.storage.s3 import is_s3_uri, s3_client, split_s3_uri
+from saviorrec.storage.filesystem import atomic_output, join, list_names, resolve
+from saviorrec.storage.s3 import is_s3_uri
 
 _DAY_DIR = re.compile(r"^ds=(\d{4}-\d{2}-\d{2})$")
 
@@ -25,58 +26,32 @@ _DAY_DIR = re.compile(r"^ds=(\d{4}-\d{2}-\d{2})$")
 # ---- generic parquet on local or S3 -----------------------------------------------------
 
 def read_parquet(uri: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    if is_s3_uri(str(uri)):
-        bucket, key = split_s3_uri(str(uri))
-        body = s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
-        table = pq.read_table(io.BytesIO(body), columns=columns)
-    else:
-        path = Path(uri)
-        if not path.exists():
-            raise FileNotFoundError(f"parquet file not found: {path}")
-        table = pq.read_table(path, columns=columns)
+    fs, path = resolve(uri)
+    try:
+        table = pq.read_table(path, columns=columns, filesystem=fs)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"parquet file not found: {uri}") from None
     return table.to_pandas()
 
 
 def write_parquet(df: pd.DataFrame, uri: str | Path) -> None:
     table = pa.Table.from_pandas(df, preserve_index=False)
-    if is_s3_uri(str(uri)):
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer)
-        bucket, key = split_s3_uri(str(uri))
-        s3_client().put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
-        return
-    path = Path(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)  # readers never see a half-written file
-
-
-def _list(uri: str) -> list[str]:
-    """Immediate children names of a local dir or S3 prefix."""
-    if is_s3_uri(uri):
-        bucket, prefix = split_s3_uri(uri)
-        prefix = f"{prefix}/" if prefix else ""
-        names: set[str] = set()
-        paginator = s3_client().get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
-            names.update(p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", []))
-            names.update(o["Key"][len(prefix):] for o in page.get("Contents", []))
-        return sorted(names)
-    path = Path(uri)
-    return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
-
-
-def _join(uri: str | Path, *parts: str) -> str:
-    return "/".join([str(uri).rstrip("/"), *parts]) if is_s3_uri(str(uri)) else str(Path(uri, *parts))
+    with atomic_output(uri) as sink:  # readers never see a half-written file
+        pq.write_table(table, sink)
 
 
 # ---- events -----------------------------------------------------------------------------
 
 def list_days(root: str | Path) -> list[dt.date]:
     """Days present under an events root, sorted."""
-    days = [_DAY_DIR.match(name) for name in _list(str(root))]
+    days = [_DAY_DIR.match(name) for name in list_names(root)]
     return sorted(dt.date.fromisoformat(m.group(1)) for m in days if m)
+
+
+def day_parts(root: str | Path, day: dt.date | str) -> list[str]:
+    """The Parquet files of one day partition, in name order ([] when the day is absent)."""
+    day_uri = join(root, f"ds={day}")
+    return [join(day_uri, name) for name in list_names(day_uri) if name.endswith(".parquet")]
 
 
 _EVENT_DTYPES = {"event_id": "int64", "user_id": "int64", "item_id": "int64", "click": "int8", "conversion": "Int8"}
@@ -98,11 +73,10 @@ def _normalize_events(df: pd.DataFrame, day: str | None = None) -> pd.DataFrame:
 
 def read_event_day(root: str | Path, day: dt.date | str, columns: list[str] | None = None) -> pd.DataFrame:
     day = str(day)
-    day_uri = _join(root, f"ds={day}")
-    parts = [name for name in _list(day_uri) if name.endswith(".parquet")]
+    parts = day_parts(root, day)
     if not parts:
         raise FileNotFoundError(f"no parquet files for ds={day} under {root}")
-    frames = [read_parquet(_join(day_uri, name), columns=columns) for name in parts]
+    frames = [read_parquet(part, columns=columns) for part in parts]
     return _normalize_events(pd.concat(frames, ignore_index=True), day)
 
 
@@ -144,7 +118,7 @@ def _read_local_events(root: Path, start: dt.date | None, end: dt.date | None,
     days = [d for d in list_days(root) if (start is None or d >= start) and (end is None or d < end)]
     if not days:
         raise FileNotFoundError(f"no event partitions in [{start}, {end}) under {root}")
-    files = sorted(str(f) for d in days for f in (root / f"ds={d}").glob("*.parquet"))
+    files = sorted(part for d in days for part in day_parts(root, d))
     partitioning = pads.partitioning(pa.schema([("ds", pa.string())]), flavor="hive")
     dataset = pads.dataset(files, format="parquet", partitioning=partitioning, partition_base_dir=str(root))
     wanted = None if columns is None else [c for c in columns if c != "ds"] + ["ds"]
@@ -157,20 +131,15 @@ def count_events(root: str | Path) -> int:
     """Rows under an events root, from Parquet footers (no data read)."""
     total = 0
     for day in list_days(root):
-        day_uri = _join(root, f"ds={day}")
-        for name in _list(day_uri):
-            if name.endswith(".parquet"):
-                uri = _join(day_uri, name)
-                if is_s3_uri(uri):
-                    total += len(read_parquet(uri, columns=["event_id"]))
-                else:
-                    total += pq.ParquetFile(uri).metadata.num_rows
+        for part in day_parts(root, day):
+            fs, path = resolve(part)
+            total += pq.read_metadata(path, filesystem=fs).num_rows
     return total
 
 
 def write_event_day(df: pd.DataFrame, root: str | Path, day: dt.date | str, part: int = 0) -> str:
     """Write one day's events (without the ``ds`` column: it is the directory name)."""
-    uri = _join(root, f"ds={day}", f"part-{part:05d}.parquet")
+    uri = join(root, f"ds={day}", f"part-{part:05d}.parquet")
     write_parquet(df.drop(columns=["ds"], errors="ignore"), uri)
     return uri
 

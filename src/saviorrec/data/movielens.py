@@ -18,8 +18,6 @@ import pandas as pd
 
 from saviorrec.config.model import MovieLens
 
-REQUIRED_FILES = ("ratings.csv", "movies.csv")
-
 
 @dataclass(frozen=True)
 class MovieLensData:

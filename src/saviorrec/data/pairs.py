@@ -13,18 +13,25 @@ Two items form a pair when one user clicked both within ``window_days`` and with
   pairs proportionally to it.
 - ``cap_per_item``: each item takes part in at most this many pairs (its heaviest ones, in
   either role); a pair is kept only if it is within the cap of both of its items.
+
+train_encoder writes the pairs it trained on and its holdout to one Parquet file
+(``paths.pairs``, a ``split`` column "train" / "holdout"); build_codebook reads them back.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from saviorrec.config.model import Pairs
+from saviorrec.data import io
 
 PAIR_COLUMNS = ["trigger", "target", "support", "weight"]
+SPLIT_COLUMN = "split"
+TRAIN, HOLDOUT = "train", "holdout"
 _NS_PER_DAY = 86_400 * 10**9
 
 
@@ -114,3 +121,18 @@ def split_holdout(pairs: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.D
     its side across daily refreshes (yesterday's held-out pair is never trained on today)."""
     held = _pair_hash(pairs["trigger"].to_numpy(), pairs["target"].to_numpy(), seed) < fraction
     return pairs.loc[~held].reset_index(drop=True), pairs.loc[held].reset_index(drop=True)
+
+
+def write_pairs(train: pd.DataFrame, holdout: pd.DataFrame, path: str | Path) -> None:
+    """One file, train rows then holdout rows, each in its own order (``read_pairs`` splits it)."""
+    frame = pd.concat([train[PAIR_COLUMNS].assign(**{SPLIT_COLUMN: TRAIN}),
+                       holdout[PAIR_COLUMNS].assign(**{SPLIT_COLUMN: HOLDOUT})], ignore_index=True)
+    io.write_parquet(frame, path)
+
+
+def read_pairs(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, holdout) as ``write_pairs`` got them: same rows, order and dtypes."""
+    frame = io.read_parquet(path)
+    split = frame[SPLIT_COLUMN]
+    return (frame.loc[split == TRAIN, PAIR_COLUMNS].reset_index(drop=True),
+            frame.loc[split == HOLDOUT, PAIR_COLUMNS].reset_index(drop=True))

@@ -25,11 +25,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from saviorrec.data.io import iter_event_days
-from saviorrec.data.samples import IdVocab, ItemFeatures, SampleBuilder, encode_batch
-
-
-def to_tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(np.require(v, requirements=["C", "W"])) for k, v in batch.items()}
+from saviorrec.data.samples import IdVocab, ItemFeatures, SampleBuilder, encode_batch, to_tensors
 
 
 class DayStream(IterableDataset):
@@ -62,7 +58,6 @@ class DayStream(IterableDataset):
                 idx = order[start:start + self.batch_size]
                 yield to_tensors({k: v[idx] for k, v in arrays.items()})
 
-
     def _chunks(self) -> Iterator[tuple[bool, pd.DataFrame]]:
         """Consecutive days merged up to ``chunk_rows`` rows (sparse logs have many tiny days), never
         across the ``emit_from`` boundary; one chunk in memory at a time."""
@@ -89,3 +84,10 @@ class RankerDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.stream, batch_size=None, num_workers=self.num_workers,
                           persistent_workers=False)
+
+    # Saved in the epoch checkpoints: a resumed fit shuffles its next epoch as an unbroken one would.
+    def state_dict(self) -> dict[str, int]:
+        return {"stream_epoch": self.stream.epoch}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self.stream.epoch = state_dict["stream_epoch"]

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
+
+from saviorrec.data.vectors import nonfinite_rows
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +126,6 @@ class SampleBuilder:
         pos = np.clip(np.searchsorted(ids, item_ids), 0, max(len(ids) - 1, 0))
         found = ids[pos] == item_ids if len(ids) else np.zeros(len(item_ids), bool)
         return np.where(found & (codes[pos] >= 0), codes[pos] + 1, 0)
-
-    def item_impressions(self) -> pd.Series:
-        """Impressions per item seen so far (all ``step`` calls)."""
-        return self._state["item"][0]
 
     def step(self, events: pd.DataFrame, emit: bool = True) -> DaySamples | None:
         """Consume one day (any order); return its samples in time order, then add it to the state."""
@@ -256,9 +255,10 @@ def vectors_frame_to_array(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]
     if len(frame) == 0:
         return ids, np.zeros((0, 0), np.float32)
     matrix = np.stack([np.asarray(v, dtype=np.float32) for v in frame["vector"].to_numpy()])
-    bad = ~np.isfinite(matrix)
-    if bad.any():
-        log.warning("%d non-finite values in %d item vectors replaced by 0", int(bad.sum()), int(bad.any(axis=1).sum()))
+    bad_rows = nonfinite_rows(matrix)
+    if bad_rows.any():
+        bad = ~np.isfinite(matrix)
+        log.warning("%d non-finite values in %d item vectors replaced by 0", int(bad.sum()), int(bad_rows.sum()))
         matrix = np.where(bad, 0.0, matrix).astype(np.float32)
     return ids, matrix
 
@@ -374,3 +374,8 @@ def encode_batch(samples: DaySamples, features: ItemFeatures, vocab: IdVocab, pr
         batch["cand_sid"] = features.sid[cand_rows]
         batch["hist_sid"] = features.sid[hist_rows]
     return batch
+
+
+def to_tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """:func:`encode_batch` arrays (or rows of them) as tensors; ``from_numpy`` needs C-contiguous, writeable arrays."""
+    return {k: torch.from_numpy(np.require(v, requirements=["C", "W"])) for k, v in batch.items()}

@@ -57,14 +57,22 @@ class EpochSeededSampler(Sampler):
 
 
 def prepare_checkpoints(out_dir: str | Path, ckpt_path: str | Path | None) -> Path:
-    """``out_dir/checkpoints``: cleared on a fresh run (never continue a stale fit); a resumed run's
-    ``ckpt_path`` must exist."""
+    """``out_dir/checkpoints``: cleared on a fresh run (never continue a stale fit), kept for
+    ``ckpt_path="last"`` (Lightning's lookup of the ``last.ckpt`` there, a retry's resume); an
+    explicit ``ckpt_path`` must exist."""
     checkpoints = Path(out_dir) / "checkpoints"
-    if ckpt_path is None and checkpoints.exists():
-        shutil.rmtree(checkpoints)
-    elif ckpt_path is not None and not Path(ckpt_path).is_file():
+    if ckpt_path is None:
+        if checkpoints.exists():
+            shutil.rmtree(checkpoints)
+    elif str(ckpt_path) != LAST and not Path(ckpt_path).is_file():
         raise FileNotFoundError(f"checkpoint to resume from not found: {ckpt_path}")
     return checkpoints
+
+
+def last_checkpoint(checkpoint_dir: str | Path) -> Path | None:
+    """``checkpoint_dir/last.ckpt`` when an interrupted fit left one there."""
+    last = Path(checkpoint_dir) / f"{LAST}.ckpt"
+    return last if last.is_file() else None
 
 
 @contextmanager

@@ -1,18 +1,17 @@
-"""SaviorEnc's item encoder: text + image + attributes -> behavior-aware embedding z.
+"""SaviorEnc's item encoder (the network): text + image + attributes -> behavior-aware embedding z.
 
-    enc = load_item_encoder("artifacts/encoder")
+    enc = load_item_encoder("artifacts/encoder")   # saviorrec.models.encoder_io
     z = enc.embed(items, data_dir)          # float32[N, embedding_dim], rows L2-normalised
 
 z is computed from content only (no item ids), so it works for items listed today, unseen
 attribute values (-> "unknown" row) and missing pictures (-> learned "no image" vector).
 ``z`` is L2-normalised: cosine similarity = dot product. The stage writes embeddings with
-this same ``embed`` call. ``encoder/config.json`` holds everything needed to rebuild the
-network (dims, vocabularies, text model, image settings); ``model.pt`` its weights.
+this same ``embed`` call. The config (:func:`encoder_config`) holds everything needed to
+rebuild the network (dims, vocabularies, text model, image settings).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,20 +24,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from saviorrec.data.vectors import require_finite
 from saviorrec.models.attributes import AttributeEmbedding, build_vocabularies, encode_attributes
 from saviorrec.models.image import BackboneFeatures, ImageTower, load_images
-from saviorrec.models.text import TEXT_DIM, check_finite, text_features
+from saviorrec.models.text import TEXT_DIM, text_features
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.pt"
 FORMAT_VERSION = 1
 
 
 @dataclass
-class ItemFeatures:
-    """Precomputed per-item inputs; training batches index into them."""
+class EncoderInputs:
+    """The encoder's precomputed per-item inputs; training batches index into them."""
 
     text: torch.Tensor       # float32[N, 384] MiniLM sentence vectors
     pixels: torch.Tensor     # float32[N, 3, S, S], or [N, F] backbone features
@@ -48,11 +46,11 @@ class ItemFeatures:
     def __len__(self) -> int:
         return len(self.text)
 
-    def take(self, index: torch.Tensor) -> ItemFeatures:
-        return ItemFeatures(self.text[index], self.pixels[index], self.has_image[index], self.attributes[index])
+    def take(self, index: torch.Tensor) -> EncoderInputs:
+        return EncoderInputs(self.text[index], self.pixels[index], self.has_image[index], self.attributes[index])
 
-    def to(self, device: torch.device | str) -> ItemFeatures:
-        return ItemFeatures(self.text.to(device), self.pixels.to(device), self.has_image.to(device), self.attributes.to(device))
+    def to(self, device: torch.device | str) -> EncoderInputs:
+        return EncoderInputs(self.text.to(device), self.pixels.to(device), self.has_image.to(device), self.attributes.to(device))
 
 
 def encoder_config(cfg, items: pd.DataFrame, previous: dict[str, Any] | None = None, backbone_features: int | None = None) -> dict[str, Any]:
@@ -98,7 +96,7 @@ class ItemEncoder(nn.Module):
         self._backbone: BackboneFeatures | None = None
 
     # ---- network -------------------------------------------------------------------------
-    def forward(self, feats: ItemFeatures) -> torch.Tensor:
+    def forward(self, feats: EncoderInputs) -> torch.Tensor:
         parts = [
             self.text(feats.text),
             self.image_norm(self.image(feats.pixels, feats.has_image)),
@@ -113,18 +111,18 @@ class ItemEncoder(nn.Module):
         data_dir: str | Path | None,
         text_vectors: np.ndarray | None = None,
         text_cache: str | Path | None = None,
-    ) -> ItemFeatures:
+    ) -> EncoderInputs:
         """Inputs for ``items`` rows. ``text_vectors`` (the MiniLM rows, if already computed)
         skips the text model; otherwise they come from ``text_cache`` or are encoded."""
         cfg = self.config
         if text_vectors is None:
             text_cfg = SimpleNamespace(text_model=cfg["text_model"], text_batch_size=cfg.get("text_batch_size", 128))
             text_vectors = text_features(items, text_cfg, text_cache)
-        check_finite(np.asarray(text_vectors), items, "text feature")
+        require_finite(np.asarray(text_vectors), items.get("item_id", np.arange(len(items))), "text features")
         pixels, has_image = load_images(items, data_dir, cfg["image_size"])
         if cfg["image_backbone"] != "cnn" and pixels.dim() == 4:  # [N, 0] = no pictures at all
             pixels = self.backbone_features(pixels)
-        return ItemFeatures(
+        return EncoderInputs(
             torch.as_tensor(np.asarray(text_vectors, np.float32)), pixels, has_image,
             encode_attributes(items, cfg["vocabularies"]),
         )
@@ -136,7 +134,7 @@ class ItemEncoder(nn.Module):
                          [torch.zeros(0, self.config["backbone_features"])])
 
     @torch.no_grad()
-    def embed_features(self, feats: ItemFeatures, batch_size: int = 4096) -> np.ndarray:
+    def embed_features(self, feats: EncoderInputs, batch_size: int = 4096) -> np.ndarray:
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
@@ -157,20 +155,10 @@ class ItemEncoder(nn.Module):
     ) -> np.ndarray:
         """float32[N, embedding_dim], L2-normalised z for ``items`` rows (in order)."""
         z = self.embed_features(self.featurize(items, data_dir, text_vectors, text_cache))
-        check_finite(z, items, "encoder embedding")
+        require_finite(z, items.get("item_id", np.arange(len(items))), "encoder embeddings")
         return z.astype(np.float32)
 
-    # ---- persistence ---------------------------------------------------------------------
-    def save(self, directory: str | Path) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu() for k, v in self.state_dict().items() if not k.startswith("_backbone.")}
-        torch.save(state, directory / (WEIGHTS_FILE + ".tmp"))
-        (directory / (WEIGHTS_FILE + ".tmp")).replace(directory / WEIGHTS_FILE)
-        # column order of the vocabularies = table order: never sort the keys
-        (directory / CONFIG_FILE).write_text(json.dumps(self.config, indent=2) + "\n")
-        return directory
-
+    # ---- warm start ----------------------------------------------------------------------
     def load_grown(self, state: dict[str, torch.Tensor]) -> None:
         """Load weights saved with smaller vocabularies: old rows are copied, new rows keep their init."""
         own = self.state_dict()
@@ -184,17 +172,3 @@ class ItemEncoder(nn.Module):
             else:
                 raise ValueError(f"cannot warm-start {key}: saved shape {tuple(value.shape)} vs {tuple(own[key].shape)}")
 
-
-def read_config(directory: str | Path) -> dict[str, Any] | None:
-    path = Path(directory) / CONFIG_FILE
-    return json.loads(path.read_text()) if path.is_file() and (Path(directory) / WEIGHTS_FILE).is_file() else None
-
-
-def load_item_encoder(directory: str | Path) -> ItemEncoder:
-    """Rebuild the encoder saved by the train_encoder stage (CPU, eval mode)."""
-    config = read_config(directory)
-    if config is None:
-        raise FileNotFoundError(f"no trained encoder in {directory} (expected {CONFIG_FILE} and {WEIGHTS_FILE}); run train_encoder")
-    encoder = ItemEncoder(config)
-    encoder.load_state_dict(torch.load(Path(directory) / WEIGHTS_FILE, map_location="cpu", weights_only=True))
-    return encoder.eval()

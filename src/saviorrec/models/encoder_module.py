@@ -1,4 +1,4 @@
-"""Contrastive training of the item encoder on mined pairs (Lightning DataModule + Module).
+"""Contrastive training of the item encoder on mined pairs (Lightning DataModule + Module + ``fit_encoder``).
 
 Per-item inputs (MiniLM vectors, pictures, attribute codes) are computed once and kept as
 buffers; a batch is just (trigger row, target row) indices into them, so an epoch costs only
@@ -10,7 +10,8 @@ refresh may add ``anchor_weight * mean ||z - z_previous||^2`` over the batch ite
 random catalog items: known items keep their z, so their semantic IDs stay put.
 
 Each epoch reseeds its pair draws and dropout from (seed, epoch), so a fit resumed from a
-Lightning checkpoint (``ckpt_path``) continues exactly like an uninterrupted one.
+Lightning checkpoint (``ckpt_path``: a file, or "last" for the ``last.ckpt`` Lightning finds in
+the checkpoint folder) continues exactly like an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from saviorrec.models.checkpoints import EpochSeededSampler, training_callbacks
-from saviorrec.models.encoder import ItemEncoder, ItemFeatures
+from saviorrec.models.encoder import EncoderInputs, ItemEncoder
+from saviorrec.models.info_nce import info_nce
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +53,8 @@ class PairDataModule(L.LightningDataModule):
         return DataLoader(TensorDataset(self.pairs), batch_size=self.batch_size, sampler=sampler, drop_last=self.per_epoch >= 2 * self.batch_size)
 
 
-def info_nce(z_a: torch.Tensor, z_b: torch.Tensor, ids_a: torch.Tensor, ids_b: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Symmetric InfoNCE with in-batch negatives; duplicates of the positive/anchor are not negatives."""
-    logits = z_a @ z_b.T / temperature
-    eye = torch.eye(len(z_a), dtype=torch.bool, device=z_a.device)
-    same = (ids_b[None, :] == ids_b[:, None]) | (ids_b[None, :] == ids_a[:, None]) | (ids_a[None, :] == ids_a[:, None]) | (ids_a[:, None] == ids_b[None, :])
-    logits = logits.masked_fill(same & ~eye, torch.finfo(logits.dtype).min)
-    labels = torch.arange(len(z_a), device=z_a.device)
-    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
-
-
 class ContrastiveEncoder(L.LightningModule):
-    def __init__(self, encoder: ItemEncoder, features: ItemFeatures, temperature: float, lr: float, weight_decay: float,
+    def __init__(self, encoder: ItemEncoder, features: EncoderInputs, temperature: float, lr: float, weight_decay: float,
                  seed: int = 0, anchor: np.ndarray | None = None, anchor_weight: float = 0.0):
         super().__init__()
         self.encoder = encoder
@@ -84,6 +75,7 @@ class ContrastiveEncoder(L.LightningModule):
         self.register_buffer("f_has_image", features.has_image, persistent=False)
         self.register_buffer("f_attributes", features.attributes, persistent=False)
         self.epoch_losses: list[float] = []
+        self.resumed_from: str | None = None  # the checkpoint file the fit continued from
         self._sum, self._n = 0.0, 0
 
     def _embed_rows(self, rows: torch.Tensor) -> torch.Tensor:
@@ -91,7 +83,7 @@ class ContrastiveEncoder(L.LightningModule):
         p = self.encoder.config.get("dropout", 0.0)
         if p > 0:  # hide some attribute values so the "unknown" row learns what a new value means
             attributes = attributes.masked_fill(torch.rand(attributes.shape, device=attributes.device) < p, 0)
-        feats = ItemFeatures(self.f_text[rows], self.f_pixels[rows], self.f_has_image[rows], attributes)
+        feats = EncoderInputs(self.f_text[rows], self.f_pixels[rows], self.f_has_image[rows], attributes)
         return self.encoder(feats)
 
     def training_step(self, batch, batch_idx):
@@ -102,7 +94,7 @@ class ContrastiveEncoder(L.LightningModule):
             pick = torch.randint(len(self.anchor_rows), (len(a),), device=self.anchor_rows.device)
             rows = torch.cat([rows, self.anchor_rows[pick]])
         z = self._embed_rows(rows)
-        nce = info_nce(z[: len(a)], z[len(a):2 * len(a)], a, b, self.temperature)
+        nce = info_nce(z[: len(a)], z[len(a):2 * len(a)], self.temperature, item_ids=(a, b))
         self.log("train_loss", nce, on_step=False, on_epoch=True, batch_size=len(a))
         self._sum += float(nce.detach()) * len(a)
         self._n += len(a)
@@ -136,7 +128,7 @@ class ContrastiveEncoder(L.LightningModule):
 
 def fit_encoder(
     encoder: ItemEncoder,
-    features: ItemFeatures,
+    features: EncoderInputs,
     pairs: np.ndarray,
     weights: np.ndarray,
     *,
@@ -149,12 +141,14 @@ def fit_encoder(
     checkpoint_dir: str | Path | None = None,
     ckpt_path: str | Path | None = None,
     callbacks: Sequence[L.Callback] = (),
-) -> list[float]:
-    """Train ``encoder`` in place; returns the mean training loss of each epoch.
+) -> ContrastiveEncoder:
+    """Train ``encoder`` in place; returns the training module: ``.epoch_losses`` (the mean
+    training loss of each epoch), ``.resumed_from`` (the checkpoint file used, or None).
 
     ``anchor`` (float[N, d], NaN rows = none) with ``anchor_weight`` > 0 keeps z near it.
     ``checkpoint_dir`` gets Lightning's ``last.ckpt`` after every epoch; ``ckpt_path`` resumes
-    from one (its epochs are not run again).
+    from one (its epochs are not run again); "last" finds it in ``checkpoint_dir`` and starts
+    fresh when there is none.
     """
     # deterministic cuBLAS on a GPU needs a fixed workspace (no effect on CPU)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -174,5 +168,6 @@ def fit_encoder(
         enable_model_summary=False,
     )
     trainer.fit(module, datamodule=data, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    module.resumed_from = str(trainer.ckpt_path) if trainer.ckpt_path else None
     encoder.cpu().eval()
-    return module.epoch_losses
+    return module

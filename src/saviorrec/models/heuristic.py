@@ -1,4 +1,4 @@
-"""The non-neural reference ranker of issue 7.
+"""The non-neural reference ranker (variant ``heuristic``).
 
 pCTR = the user's smoothed click rate on the candidate's category, whose prior is the user's
 running click rate times the category's relative attractiveness (all online counters over

@@ -1,7 +1,9 @@
 """The CTR/CTCVR ranker: behavior IDs, frozen content (z or MiniLM) with optional MBA, target attentions, DNN.
 
-Every variant of issue 7 is this one module with different switches (:data:`VARIANTS`), so
-baselines and ablations are trained and scored by the same code.
+Every variant is this one ``nn.Module`` with different switches
+(:data:`saviorrec.models.variants.VARIANTS`), so baselines and ablations are trained and scored
+by the same code. The LightningModule around it is ``ranker_module``; training is
+``ranker_training``; saving and loading a trained ranker is ``ranker_artifacts``.
 
 Item representations (both of width ``id_dim``):
 - behavior space: item-ID embedding + category embedding (+ SID-token embeddings for ``sid_ids``);
@@ -20,32 +22,10 @@ from torch import nn
 
 from saviorrec.models.mba import MBA
 from saviorrec.models.target_attention import BLOCKS, BiDirectionalAttention
+from saviorrec.models.variants import VARIANTS
 
 OOV_ROW = 1  # the behavior-ID row of items unseen at training time (saviorrec.data.samples.IdVocab.OOV)
 N_CONTENT_STATS = 4  # mean, max, top-3 mean cosine, share above 0.5 (Ranker.match_features)
-
-ALL_BLOCKS = tuple(BLOCKS)
-
-
-@dataclass(frozen=True)
-class VariantSpec:
-    content: str | None            # workspace path name of the item vectors ("embeddings" | "text_features")
-    sids: str | None               # workspace path name of the SID table ("sids" | "sids_generic")
-    mba: bool                      # SIDs feed the MBA block (else, with sids, they are ID-like tokens)
-    blocks: tuple[str, ...]        # target attention blocks
-    neural: bool = True
-
-
-VARIANTS: dict[str, VariantSpec] = {
-    "id_only": VariantSpec(None, None, False, ("behavior",)),
-    "content_frozen": VariantSpec("text_features", None, False, ALL_BLOCKS),
-    "sid_ids": VariantSpec(None, "sids_generic", False, ("behavior",)),
-    "saviorrec": VariantSpec("embeddings", "sids", True, ALL_BLOCKS),
-    "saviorrec_no_mba": VariantSpec("embeddings", None, False, ALL_BLOCKS),
-    "saviorrec_no_bidir": VariantSpec("embeddings", "sids", True, ("modal", "behavior")),
-    "saviorrec_generic_encoder": VariantSpec("text_features", "sids_generic", True, ALL_BLOCKS),
-    "heuristic": VariantSpec(None, None, False, (), neural=False),
-}
 
 
 @dataclass

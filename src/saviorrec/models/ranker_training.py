@@ -1,9 +1,6 @@
-"""Train a ranker variant on a workspace and load it back (library side of pipelines/train_ranker).
+"""Train a ranker variant on a workspace (library side of pipelines/train_ranker).
 
-Artifacts in ``ws.path("ranker")``:
-- ``config.json``: variant, model config, category vocabulary, ``trained_until``, sample settings;
-- ``id_vocab.npy``: item IDs owning a behavior-ID row (row = position + 2; 0 pad, 1 OOV);
-- ``model.ckpt``: the Lightning checkpoint (absent for ``heuristic``).
+What it writes to ``ws.path("ranker")``, and how serving loads it back: ``ranker_artifacts``.
 
 Warm start (``ranker.warm_start``): the previous ranker's weights are loaded, its ID rows are
 carried over to the grown vocabulary (new items get fresh rows), and only the days from its
@@ -14,7 +11,6 @@ each user's history and counters).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -25,52 +21,31 @@ import numpy as np
 import pandas as pd
 import torch
 
-from saviorrec.data.io import iter_event_days, read_items, read_parquet
+from saviorrec.config import Params
+from saviorrec.config.model import Ranker as RankerParams
+from saviorrec.data.io import iter_event_days, read_items
 from saviorrec.data.ranker_datamodule import DayStream, RankerDataModule
-from saviorrec.data.samples import DENSE_FEATURES, IdVocab, ItemFeatures, SampleBuilder, sid_columns
+from saviorrec.data.samples import DENSE_FEATURES, IdVocab, ItemFeatures, SampleBuilder
 from saviorrec.models import content_clusters
 from saviorrec.models.checkpoints import prepare_checkpoints, staged_output, training_callbacks
-from saviorrec.models.ranker import VARIANTS, RankerConfig, VariantSpec
+from saviorrec.models.ranker import RankerConfig
+from saviorrec.models.ranker_artifacts import (
+    MODEL_FILE,
+    cluster_vectors,
+    item_tables,
+    read_id_vocab,
+    read_meta,
+    save_id_vocab,
+    write_meta,
+)
 from saviorrec.models.ranker_module import RankerModule
+from saviorrec.models.variants import VARIANTS, VariantSpec
+from saviorrec.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-# the plain text vectors alone (for the text clusters of variants whose item vectors are z)
-TEXT_VECTORS = VariantSpec("text_features", None, False, ())
-SPACE = {"embeddings": "behavior", "sids": "behavior", "text_features": "generic", "sids_generic": "generic"}
 
-
-def _read_table(ws, name: str) -> pd.DataFrame:
-    path = ws.path(name)
-    if not Path(path).exists():
-        raise FileNotFoundError(f"{name} table not found at {path}: run the stage that writes it first")
-    return read_parquet(path)
-
-
-def item_tables(ws, spec: VariantSpec, items: pd.DataFrame | None = None,
-                fill_missing: bool = False) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """The variant's (vectors, sids) tables from ``ws``; with ``fill_missing``, catalog items absent
-    from them get z / SIDs from content via ``semantic_ids.embed_and_assign`` (no retraining)."""
-    vectors = _read_table(ws, spec.content) if spec.content else None
-    sids = _read_table(ws, spec.sids) if spec.sids else None
-    if fill_missing and items is not None and (vectors is not None or sids is not None):
-        have = [set(t["item_id"].astype("int64")) for t in (vectors, sids) if t is not None]
-        missing = items[~items["item_id"].isin(set.intersection(*have))]
-        if len(missing):
-            from saviorrec.models.semantic_ids import embed_and_assign
-
-            space = SPACE[spec.content or spec.sids]
-            log.info("embedding %d catalog items missing from the %s tables", len(missing), space)
-            new_vectors, new_sids = embed_and_assign(ws, missing, space=space)
-            if vectors is not None:
-                vectors = pd.concat([vectors[~vectors["item_id"].isin(new_vectors["item_id"])], new_vectors[["item_id", "vector"]]], ignore_index=True)
-            if sids is not None:
-                cols = ["item_id", *sid_columns(sids)]
-                sids = pd.concat([sids[~sids["item_id"].isin(new_sids["item_id"])][cols], new_sids[cols]], ignore_index=True)
-    return vectors, sids
-
-
-def build_config(params, spec_name: str, vocab: IdVocab, cat_vocab: np.ndarray, features: ItemFeatures) -> RankerConfig:
+def build_config(params: Params, spec_name: str, vocab: IdVocab, cat_vocab: np.ndarray, features: ItemFeatures) -> RankerConfig:
     rp = params.ranker
     levels = features.sid.shape[1] if features.sid is not None else 0
     codebook_size = 0
@@ -87,11 +62,6 @@ def build_config(params, spec_name: str, vocab: IdVocab, cat_vocab: np.ndarray, 
     )
 
 
-def read_meta(ranker_dir: str | Path) -> dict[str, Any] | None:
-    path = Path(ranker_dir) / "config.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def _rows_map(old_ids: np.ndarray, new_ids: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
     """(new rows, old rows) of ids present in both vocabularies."""
     common, new_pos, old_pos = np.intersect1d(new_ids, old_ids, return_indices=True)
@@ -100,9 +70,9 @@ def _rows_map(old_ids: np.ndarray, new_ids: np.ndarray, offset: int) -> tuple[np
 
 def warm_start_state(module: RankerModule, previous_dir: Path, meta: dict, vocab: IdVocab, cat_vocab: np.ndarray) -> int:
     """Load the previous weights into ``module``: ID / category rows by key, other tensors when shapes match."""
-    old = torch.load(previous_dir / "model.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    old = torch.load(previous_dir / MODEL_FILE, map_location="cpu", weights_only=False)["state_dict"]
     state = module.state_dict()
-    old_ids = np.load(previous_dir / "id_vocab.npy")
+    old_ids = read_id_vocab(previous_dir)
     old_cats = np.array(meta["category_vocab"], dtype=object)
     loaded = 0
     for key, tensor in old.items():
@@ -126,12 +96,15 @@ def warm_start_state(module: RankerModule, previous_dir: Path, meta: dict, vocab
     return loaded
 
 
-def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | Path | None = None) -> dict[str, Any]:
+def train_ranker(params: Params, ws: Workspace, previous_dir: Path | None = None,
+                 ckpt_path: str | Path | None = None) -> dict[str, Any]:
     """Train ``params.ranker.variant`` on days < train_end of ``ws``; write ``ws.path("ranker")``.
 
-    Lightning saves ``<ranker>/checkpoints/last.ckpt`` after every epoch; a retried run passes it
-    as ``ckpt_path`` and continues from that epoch. A fresh run (no ``ckpt_path``) clears stale
-    checkpoints; a successful run replaces the whole folder, checkpoints included.
+    Lightning saves ``<ranker>/checkpoints/last.ckpt`` after every epoch; a retried run passes
+    ``ckpt_path="last"`` (Lightning finds that file, or starts fresh when there is none) or the
+    file itself, and continues from that epoch; ``resumed_from`` names the file it resumed from.
+    A fresh run (no ``ckpt_path``) clears stale checkpoints; a successful run replaces the whole
+    folder, checkpoints included.
     """
     rp = params.ranker
     spec = VARIANTS[rp.variant]
@@ -177,7 +150,7 @@ def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | 
         if spec.neural:
             vocab_ids = train_items["item_id"].to_numpy(np.int64)
             if previous is not None:
-                vocab_ids = np.union1d(vocab_ids, np.load(previous_dir / "id_vocab.npy"))
+                vocab_ids = np.union1d(vocab_ids, read_id_vocab(previous_dir))
             vocab = IdVocab(vocab_ids)
             features, centroids = ranker_features(params, ws, spec, items, cat_vocab, train_end,
                                                   previous_dir if previous is not None else None)
@@ -194,43 +167,36 @@ def train_ranker(params, ws, previous_dir: Path | None = None, ckpt_path: str | 
             trainer = make_trainer(rp, checkpoint_dir=checkpoints)
             trainer.fit(module, datamodule=RankerDataModule(stream, rp.num_workers),
                         ckpt_path=str(ckpt_path) if ckpt_path else None)
-            summary["resumed_from"] = str(ckpt_path) if ckpt_path else None
-            trainer.save_checkpoint(staging / "model.ckpt")
-            np.save(staging / "id_vocab.npy", vocab.item_ids)
+            # the file Lightning resumed from ("last" resolved; None when it started fresh)
+            summary["resumed_from"] = str(trainer.ckpt_path) if trainer.ckpt_path else None
+            trainer.save_checkpoint(staging / MODEL_FILE)
+            save_id_vocab(staging, vocab)
             meta["model"] = config.to_dict()
             summary.update(curve=module.curve, samples=module.curve[-1]["samples"] if module.curve else 0,
                            parameters=sum(p.numel() for p in module.parameters()),
                            device=str(trainer.strategy.root_device))
             if not module.curve:
                 raise ValueError("no training samples produced: the training window holds no impressions")
-        (staging / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        write_meta(staging, meta)
     summary["trained_until"] = str(train_end)
     return summary
 
 
-def cluster_sizes(rp, spec: VariantSpec) -> dict[str, int]:
+def cluster_sizes(rp: RankerParams, spec: VariantSpec) -> dict[str, int]:
     """Cluster count per content clustering kind for this variant (0 = off): ``cl`` needs item
     vectors; ``tcl`` (plain text clusters) only adds something when those vectors are not the text."""
     return {"cl": rp.content_clusters if spec.content else 0,
             "tcl": rp.text_clusters if spec.content and spec.content != "text_features" else 0}
 
 
-def counter_meta(rp, spec: VariantSpec) -> dict[str, Any]:
+def counter_meta(rp: RankerParams, spec: VariantSpec) -> dict[str, Any]:
     """The config.json entries that tell the scorer which counters and dense columns a ranker was
     trained with (``sid_counters``, ``dense_features``, one cluster count per clustering)."""
     return {"sid_counters": bool(rp.sid_counters and spec.sids), "dense_features": list(DENSE_FEATURES),
             **{content_clusters.META_KEYS[kind]: k for kind, k in cluster_sizes(rp, spec).items()}}
 
 
-def cluster_vectors(ws, features: ItemFeatures, kind: str, items: pd.DataFrame, fill_missing: bool = False) -> np.ndarray:
-    """[N, d] vectors clustering ``kind`` groups, in ``features.item_ids`` order (zero = no content)."""
-    if kind == "cl":
-        return features.content[1:]
-    vectors, _ = item_tables(ws, TEXT_VECTORS, items, fill_missing=fill_missing)
-    return ItemFeatures.build(items, np.array([], dtype=object), vectors, None).content[1:]
-
-
-def ranker_features(params, ws, spec: VariantSpec, items: pd.DataFrame, cat_vocab: np.ndarray, train_end: dt.date,
+def ranker_features(params: Params, ws: Workspace, spec: VariantSpec, items: pd.DataFrame, cat_vocab: np.ndarray, train_end: dt.date,
                     previous_dir: Path | None = None) -> tuple[ItemFeatures, dict[str, np.ndarray]]:
     """The variant's item tables aligned to the catalog, with the content clusterings that
     ``ranker.content_clusters`` / ``ranker.text_clusters`` turn on: (features, kind -> centroids).
@@ -261,21 +227,26 @@ def ranker_features(params, ws, spec: VariantSpec, items: pd.DataFrame, cat_voca
     return features, centroids
 
 
-def make_trainer(rp, max_epochs: int | None = None, checkpoint_dir: Path | None = None) -> L.Trainer:
+class TorchRngState(L.Callback):
+    """Keeps torch's random state (dropout, ID dropout) in the checkpoints: a fit resumed from the
+    end of an epoch draws what an unbroken fit draws next. Saving reads the state, draws nothing."""
+
+    def on_save_checkpoint(self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+        if "cuda_rng_states" in checkpoint and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(checkpoint["cuda_rng_states"])
+
+
+def make_trainer(rp: RankerParams, max_epochs: int | None = None, checkpoint_dir: Path | None = None) -> L.Trainer:
     """A quiet Trainer; with ``checkpoint_dir`` it keeps ``last.ckpt`` there after every epoch."""
     return L.Trainer(max_epochs=max_epochs or rp.epochs, accelerator=rp.accelerator, devices=1, logger=False,
-                     enable_checkpointing=checkpoint_dir is not None, callbacks=training_callbacks(checkpoint_dir), enable_progress_bar=False,
+                     enable_checkpointing=checkpoint_dir is not None,
+                     callbacks=training_callbacks(checkpoint_dir, [TorchRngState()]), enable_progress_bar=False,
                      enable_model_summary=False)
 
-
-def load_ranker(ranker_dir: str | Path) -> tuple[RankerModule | None, dict[str, Any], IdVocab | None]:
-    """(module in eval mode or None for ``heuristic``, config.json, ID vocabulary)."""
-    ranker_dir = Path(ranker_dir)
-    meta = read_meta(ranker_dir)
-    if meta is None:
-        raise FileNotFoundError(f"no ranker at {ranker_dir} (config.json missing): run train_ranker first")
-    if not VARIANTS[meta["variant"]].neural:
-        return None, meta, None
-    module = RankerModule.load_from_checkpoint(ranker_dir / "model.ckpt", map_location="cpu")
-    module.eval()
-    return module, meta, IdVocab(np.load(ranker_dir / "id_vocab.npy"))

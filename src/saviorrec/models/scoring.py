@@ -19,20 +19,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from saviorrec.data.ranker_datamodule import to_tensors
 from saviorrec.data.samples import (
     DENSE_FEATURES,
     LEGACY_DENSE_FEATURES,
     DaySamples,
+    IdVocab,
     ItemFeatures,
     SampleBuilder,
     encode_batch,
+    to_tensors,
 )
-from saviorrec.models import content_clusters
 from saviorrec.models.heuristic import heuristic_ctr
-from saviorrec.models.ranker import VARIANTS
+from saviorrec.models.ranker_artifacts import load_item_features, load_ranker
 from saviorrec.models.ranker_module import RankerModule
-from saviorrec.models.ranker_training import cluster_vectors, item_tables, load_ranker
+from saviorrec.models.variants import VARIANTS
+from saviorrec.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def replay(events: pd.DataFrame, history: pd.DataFrame | None, items: pd.DataFra
 class Scorer:
     """A loaded ranker + item tables; ``predict(samples)`` -> (p_ctr, p_ctcvr)."""
 
-    def __init__(self, module: RankerModule | None, meta: dict, vocab, features: ItemFeatures | None,
+    def __init__(self, module: RankerModule | None, meta: dict, vocab: IdVocab | None, features: ItemFeatures | None,
                  batch_size: int = 8192):
         """An in-memory ranker (``module`` None = ``heuristic``); :meth:`load` reads one from a workspace."""
         self.module, self.meta, self.vocab, self.features = module, meta, vocab, features
@@ -83,21 +84,9 @@ class Scorer:
         self.clusters = None if features is None else features.counter_clusters(sid=bool(meta.get("sid_counters")))
 
     @classmethod
-    def load(cls, model_ws, items: pd.DataFrame, batch_size: int = 8192) -> Scorer:
+    def load(cls, model_ws: Workspace, items: pd.DataFrame, batch_size: int = 8192) -> Scorer:
         module, meta, vocab = load_ranker(model_ws.path("ranker"))
-        features = None
-        if module is not None:
-            vectors, sids = item_tables(model_ws, VARIANTS[meta["variant"]], items, fill_missing=True)
-            features = ItemFeatures.build(items, np.array(meta["category_vocab"], dtype=object), vectors, sids)
-            for kind, key in content_clusters.META_KEYS.items():
-                if not meta.get(key):
-                    continue
-                centroids = content_clusters.load(model_ws.path("ranker"), kind)
-                if centroids is None:
-                    raise FileNotFoundError(f"ranker at {model_ws.path('ranker')} uses {key.replace('_', ' ')} but "
-                                            f"{content_clusters.CENTROIDS_FILES[kind]} is missing")
-                vectors = cluster_vectors(model_ws, features, kind, items, fill_missing=True)
-                features.set_clusters(kind, content_clusters.assign(vectors, centroids))
+        features = None if module is None else load_item_features(model_ws, meta, items)
         return cls(module, meta, vocab, features, batch_size)
 
     @torch.no_grad()
@@ -121,7 +110,7 @@ class Scorer:
         return np.concatenate(out_ctr), np.concatenate(out_ctcvr)
 
 
-def score_events(model_ws, events: pd.DataFrame, history: pd.DataFrame | None, items: pd.DataFrame) -> pd.DataFrame:
+def score_events(model_ws: Workspace, events: pd.DataFrame, history: pd.DataFrame | None, items: pd.DataFrame) -> pd.DataFrame:
     """DataFrame[event_id, p_ctr, p_ctcvr] for ``events`` (same rows, time order)."""
     scorer = Scorer.load(model_ws, items)
     frames = []

@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from saviorrec.data.vectors import require_finite
+from saviorrec.workspace import Workspace
+
 log = logging.getLogger(__name__)
 
 SPACES = {  # space -> (embeddings path name, sids path name, codebook sub-directory)
@@ -94,14 +97,14 @@ def vectors_frame(item_ids, vectors: np.ndarray) -> pd.DataFrame:
                          "vector": list(np.asarray(vectors, dtype=np.float32))})
 
 
-def embed_and_assign(model_ws, items: pd.DataFrame, space: str = "behavior") -> tuple[pd.DataFrame, pd.DataFrame]:
+def embed_and_assign(model_ws: Workspace, items: pd.DataFrame, space: str = "behavior") -> tuple[pd.DataFrame, pd.DataFrame]:
     """z (or plain MiniLM for ``space="generic"``) and SIDs for catalog items, with no retraining.
 
     Items already in the model's SID table keep their stored vector and SID; new items are embedded
     from content alone and get SIDs whose dedup digit avoids every existing SID.
     Returns (embeddings_df[item_id, vector], sids_df[item_id, c1..cL, dedup, sid]) in ``items`` order.
     """
-    from saviorrec.models.rqvae import load_codebook
+    from saviorrec.models.codebook import load_codebook
 
     if space not in SPACES:
         raise ValueError(f"space must be one of {sorted(SPACES)}, got {space!r}")
@@ -118,7 +121,7 @@ def embed_and_assign(model_ws, items: pd.DataFrame, space: str = "behavior") -> 
     new_vectors = np.zeros((0, codebook.config.in_dim), dtype=np.float32)
     if len(new_items):
         if space == "behavior":
-            from saviorrec.models.encoder import load_item_encoder
+            from saviorrec.models.encoder_io import load_item_encoder
 
             encoder = load_item_encoder(model_ws.path("encoder"))
             new_vectors = encoder.embed(new_items, model_ws.path("data"))
@@ -126,8 +129,8 @@ def embed_and_assign(model_ws, items: pd.DataFrame, space: str = "behavior") -> 
             from saviorrec.models.text import text_features
 
             new_vectors = text_features(new_items, model_ws.params.encoder, model_ws.path("text_cache"))
-        new_vectors = np.asarray(new_vectors, dtype=np.float32)
-        _check_finite(new_vectors, new_items["item_id"].to_numpy())
+        new_vectors = require_finite(np.asarray(new_vectors, dtype=np.float32), new_items["item_id"].to_numpy(),
+                                     "new items' embeddings")
     new_ids = new_items["item_id"].astype("int64").to_numpy()
     new_sids = sid_table(new_ids, codebook.assign(new_vectors), existing, reserve_absent=True) if len(new_ids) \
         else None
@@ -143,13 +146,6 @@ def embed_and_assign(model_ws, items: pd.DataFrame, space: str = "behavior") -> 
     cols = levels_of(sids)
     sids[[*cols, "dedup"]] = sids[[*cols, "dedup"]].astype("int32")
     return emb, sids
-
-
-def _check_finite(vectors: np.ndarray, item_ids: np.ndarray) -> None:
-    bad = ~np.isfinite(vectors).all(axis=1)
-    if bad.any():
-        raise ValueError(f"{int(bad.sum())} items have NaN/inf embeddings, e.g. item_id "
-                         f"{np.asarray(item_ids)[bad][:10].tolist()}")
 
 
 def _read_optional(path) -> pd.DataFrame | None:

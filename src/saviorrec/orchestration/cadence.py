@@ -24,7 +24,7 @@ log = logging.getLogger("saviorrec.orchestration")
 
 WARM_START = ("encoder", "codebook")
 # Everything train_encoder and build_codebook write (params.paths names) ...
-REUSED_PATHS = ("encoder", "codebook", "text_features", "embeddings", "sids", "sids_generic")
+REUSED_PATHS = ("encoder", "codebook", "text_features", "embeddings", "pairs", "sids", "sids_generic")
 REUSED_METRICS = ("encoder", "codebook")
 
 

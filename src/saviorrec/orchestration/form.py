@@ -14,14 +14,15 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from saviorrec.config import REPO_PARAMS, available_presets
 from saviorrec.config.errors import describe_validation_error
 from saviorrec.config.model import DataSource, Params, RankerVariant
 
 DataSourceName = Literal[get_args(DataSource.model_fields["source"].annotation)]  # type: ignore[misc]
 
-# Sections a free-form override may never touch: paths and storage are the operator's,
-# the data source has its own checked fields, presets are chosen by name.
-PROTECTED_SECTIONS = ("paths", "registry", "airflow", "data", "presets")
+# Keys a free-form override may never touch: paths and storage are the operator's, the data
+# source has its own checked fields, and the preset its own field (checked against the overlays).
+PROTECTED_SECTIONS = ("paths", "registry", "airflow", "data", "preset")
 
 
 class FormError(ValueError):
@@ -54,6 +55,16 @@ class RunForm(BaseModel):
             if not isinstance(key, str) or not key or key.split(".")[0] in PROTECTED_SECTIONS:
                 raise ValueError(f"override {key!r} is not allowed (sections {', '.join(PROTECTED_SECTIONS)} are protected)")
         return value
+
+
+def base_params_file() -> Path:
+    """The params every run starts from: ``$SAVIORREC_PARAMS`` or the repository's params.yaml."""
+    return Path(os.environ.get("SAVIORREC_PARAMS") or REPO_PARAMS).resolve()
+
+
+def preset_choices() -> list[str]:
+    """The presets a run may pick: the overlays of the base params file."""
+    return available_presets(base_params_file())
 
 
 def form_defaults(params: Params) -> RunForm:
@@ -118,8 +129,9 @@ def validate_form(conf: dict[str, Any] | None, params: Params) -> RunForm:
     except ValidationError as err:
         problems = describe_validation_error(err, empty="form")
         raise FormError(f"invalid run form: {problems}") from None
-    if form.preset not in params.presets:
-        raise FormError(f"invalid run form: preset {form.preset!r} is not one of {sorted(params.presets)}")
+    choices = preset_choices()
+    if form.preset not in choices:
+        raise FormError(f"invalid run form: preset {form.preset!r} is not one of {choices}")
     return form
 
 

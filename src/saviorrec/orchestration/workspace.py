@@ -1,10 +1,11 @@
 """One workspace per logical date: `<runs_root>/<logical date>/params.yaml` + the stages' outputs.
 
-The run's params.yaml is the repository's params (or ``$SAVIORREC_PARAMS``) + the form's
-overrides + a split keyed by the logical date, with every path that must outlive the run
-(data source, registry, shared text cache) made absolute. Preparing the same logical date
-again starts from a clean folder, so reruns and backfills give the same outputs; two
-logical dates never share a folder.
+The run's params.yaml is the repository's params (or ``$SAVIORREC_PARAMS``) < the form's
+preset < its overrides + a split keyed by the logical date, with every path that must outlive
+the run (data source, registry, shared text cache) made absolute; it is written resolved, so
+it loads without the repository's overlay files. Preparing the same logical date again starts
+from a clean folder, so reruns and backfills give the same outputs; two logical dates never
+share a folder.
 """
 
 from __future__ import annotations
@@ -17,19 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from saviorrec.config import Params, load_params, resolve_raw, write_workspace_params
+from saviorrec.orchestration.form import RunForm, base_params_file, form_overrides
 
-from saviorrec.config import Params, load_params, pin_overrides, resolve_raw
-from saviorrec.orchestration.form import RunForm, form_overrides
-
-REPO = Path(__file__).resolve().parents[3]
 MANIFEST = "run.json"  # written by the orchestration, read by later runs (cadence, reuse)
 KEEP_ON_RESET = {".cache"}
-
-
-def base_params_file() -> Path:
-    """The params every run starts from: ``$SAVIORREC_PARAMS`` or the repository's params.yaml."""
-    return Path(os.environ.get("SAVIORREC_PARAMS") or REPO / "params.yaml").resolve()
 
 
 def load_base_params() -> tuple[Params, Path]:
@@ -128,13 +121,13 @@ def prepare_run_workspace(
     for a manual one), default the logical date's day.
     """
     base, base_dir = load_base_params()
-    raw = yaml.safe_load((base_dir / base_params_file().name).read_text())
+    base_file = base_params_file()
     if day is None:
         day = logical_date.date() if isinstance(logical_date, dt.datetime) else logical_date
     root = runs_root(base, base_dir) / run_key(logical_date)
 
     overrides = form_overrides(form, base, base_dir)
-    merged = resolve_raw(raw, overrides)
+    merged = resolve_raw(base_file, overrides)
     overrides |= date_keyed_overrides(merged, day)
     # Paths outside the workspace stay where the operator put them.
     overrides["data.path"] = _absolute(overrides.get("data.path", merged["data"]["path"]), base_dir)
@@ -143,14 +136,10 @@ def prepare_run_workspace(
     overrides["airflow.data_root"] = _absolute(merged["airflow"]["data_root"], base_dir)
     overrides["paths.text_cache"] = str(runs_root(base, base_dir) / ".cache" / "text_features")
 
-    # The run's file keeps the preset name; loading it gives the overridden values back.
-    resolved = pin_overrides(raw, overrides)
-    params_text = yaml.safe_dump(resolved, sort_keys=False)
     root.mkdir(parents=True, exist_ok=True)
     reset_folder(root)
-    params_file = root / "params.yaml"
-    params_file.write_text(params_text)
-    load_params(params_file)  # fails here, naming the key, rather than in a later stage
+    # Validated while written: a bad override fails here, naming the key, not in a later stage.
+    params_file = write_workspace_params(root, overrides, base=base_file)
     update_manifest(
         root,
         logical_date=_as_datetime(logical_date).date().isoformat(),

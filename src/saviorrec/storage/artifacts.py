@@ -7,8 +7,11 @@ guarantees the registry relies on:
 - ``put_file`` never leaves a partly written object visible under its key;
 - ``checksum`` re-reads what the store holds (sha256), so an upload can be verified;
 - ``read_versioned`` / ``put_if`` are a compare-and-swap on one small object
-  (S3 conditional writes ``If-None-Match: *`` / ``If-Match: ETag``; locally a lock file
+  (S3 conditional writes ``If-None-Match: *`` / ``If-Match: ETag``; locally a file lock
   + ``os.replace``), so two writers racing on a pointer cannot both win.
+
+S3 goes through boto3 (conditional writes, server-side checksums, one retry policy); local
+files through ``saviorrec.storage.filesystem``, the layer data readers use too.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ import base64
 import hashlib
 import os
 import shutil
-import time
-import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
+from saviorrec.storage.filesystem import atomic_output, list_names
 from saviorrec.storage.s3 import is_s3_uri, s3_client, split_s3_uri
 
 _CHUNK = 1 << 20
@@ -103,7 +107,7 @@ class ArtifactStore(ABC):
 class LocalStore(ArtifactStore):
     """A directory; writes go to a temporary file first and are renamed into place."""
 
-    LOCK_STALE_S = 60.0  # a lock older than this was left by a crashed writer
+    LOCK_TIMEOUT_S = 10.0  # an OS file lock: a crashed writer's lock is released with its process
 
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
@@ -118,17 +122,9 @@ class LocalStore(ArtifactStore):
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
 
-    def _atomic_write(self, path: Path, write) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            write(tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
     def put_file(self, local: Path, key: str) -> None:
-        self._atomic_write(self._path(key), lambda tmp: shutil.copyfile(local, tmp))
+        with open(local, "rb") as source, atomic_output(self._path(key)) as out:
+            shutil.copyfileobj(source, out, _CHUNK)
 
     def get_file(self, key: str, local: Path) -> None:
         src = self._path(key)
@@ -138,7 +134,8 @@ class LocalStore(ArtifactStore):
         shutil.copyfile(src, local)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        self._atomic_write(self._path(key), lambda tmp: tmp.write_bytes(data))
+        with atomic_output(self._path(key)) as out:
+            out.write(data)
 
     def get_bytes(self, key: str) -> bytes:
         path = self._path(key)
@@ -160,10 +157,7 @@ class LocalStore(ArtifactStore):
         )
 
     def list_children(self, prefix: str) -> list[str]:
-        base = self._path(prefix)
-        if not base.is_dir():
-            return []
-        return sorted(p.name for p in base.iterdir() if not p.name.endswith((".tmp", ".lock")))
+        return [name for name in list_names(self._path(prefix)) if not name.endswith((".tmp", ".lock"))]
 
     def checksum(self, key: str) -> tuple[str, int]:
         path = self._path(key)
@@ -182,33 +176,14 @@ class LocalStore(ArtifactStore):
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = path.with_name(path.name + ".lock")
-        self._acquire(lock)
         try:
-            _, current = self.read_versioned(key)
-            if current != token:
-                raise ConflictError(f"{self.describe(key)} changed since it was read (concurrent writer)")
-            self.put_bytes(key, data)
-        finally:
-            lock.unlink(missing_ok=True)
-
-    def _acquire(self, lock: Path, timeout_s: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                os.write(fd, str(os.getpid()).encode())
-                os.close(fd)
-                return
-            except FileExistsError:
-                try:
-                    if time.time() - lock.stat().st_mtime > self.LOCK_STALE_S:
-                        lock.unlink(missing_ok=True)
-                        continue
-                except FileNotFoundError:
-                    continue
-                if time.monotonic() > deadline:
-                    raise ConflictError(f"{lock} is held by another writer") from None
-                time.sleep(0.01)
+            with FileLock(lock, timeout=self.LOCK_TIMEOUT_S):
+                _, current = self.read_versioned(key)
+                if current != token:
+                    raise ConflictError(f"{self.describe(key)} changed since it was read (concurrent writer)")
+                self.put_bytes(key, data)
+        except Timeout:
+            raise ConflictError(f"{lock} is held by another writer") from None
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)

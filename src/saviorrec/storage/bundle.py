@@ -12,8 +12,8 @@
     lineage.json                     git commit, dvc.lock hashes of the data
     manifest.json                    sha256 + size of every other file (written last)
 
-Because paths come from ``params.paths``, ``Workspace(bundle_dir, load_params(bundle_dir /
-"params.yaml"))`` opens a bundle like any workspace. Images are not bundled: catalog items
+Because paths come from ``params.paths``, ``Workspace.open(bundle_dir)`` opens a bundle like
+any workspace. Images are not bundled: catalog items
 already have their z; new items bring their own images.
 """
 
@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from saviorrec.config import dump_resolved_params
 from saviorrec.storage.lineage import build_lineage
 
 REQUIRED = ("encoder", "codebook", "embeddings", "sids", "ranker", "items")
@@ -62,11 +61,8 @@ def _add_path(bundle: Bundle, root: Path, rel: str) -> bool:
 
 
 def resolved_params_yaml(params) -> bytes:
-    """Params with the preset overlay already applied (and emptied, so reloading is idempotent)."""
-    raw = params.model_dump(mode="json")
-    raw["presets"] = {**raw["presets"], raw["preset"]: {}}
-    header = f"# Resolved params of this model (preset {params.preset!r} applied).\n"
-    return (header + yaml.safe_dump(raw, sort_keys=False)).encode()
+    """Params with the preset overlay applied: the bundle loads without any overlay file."""
+    return dump_resolved_params(params, f"Resolved params of this model (preset {params.preset!r} applied).").encode()
 
 
 def collect_bundle(ws) -> Bundle:

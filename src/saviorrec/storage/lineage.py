@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from saviorrec.workspace import Workspace
+
 # Stage outputs that are data (what the model was trained on), keyed by params.paths name.
 DATA_PATHS = ("events", "items", "images")
 
@@ -44,8 +46,8 @@ def dvc_lock_hashes(root: Path) -> dict[str, dict[str, str]]:
     return hashes
 
 
-def build_lineage(ws) -> dict[str, Any]:
-    """Lineage of the model in workspace ``ws`` (a ``pipelines._common.Workspace``)."""
+def build_lineage(ws: Workspace) -> dict[str, Any]:
+    """Lineage of the model in workspace ``ws``."""
     locked = dvc_lock_hashes(ws.root)
     all_hashes = {path: md5 for stage in locked.values() for path, md5 in stage.items()}
     data = {getattr(ws.params.paths, name): all_hashes.get(getattr(ws.params.paths, name)) for name in DATA_PATHS}

@@ -171,7 +171,7 @@ class Registry:
                 number += 1
         raise RegistryConflict("could not claim a version name after 100 tries")
 
-    def publish(self, ws, notes: str | None = None) -> str:
+    def publish(self, ws: Workspace, notes: str | None = None) -> str:
         """Upload the model of workspace ``ws`` as a new version; returns its name (not promoted)."""
         bundle = collect_bundle(ws)
         version = self._claim_version()

@@ -1,0 +1,57 @@
+"""validate_model: the candidate ranker against the production model on the same evaluation window.
+
+Checks predictions (present for every evaluation event, no NaN, inside [0, 1]), calibration (mean
+pCTR vs observed CTR) and, when a production model exists (registry, or ``production_workdir``),
+that overall and new-item CTR AUC are not worse than production's on the same events by more than
+the tolerances. With no production model the comparison is skipped and recorded as a warning.
+"""
+
+from __future__ import annotations
+
+from data_checks import model as model_suite
+from data_checks.config import load_checks
+from data_checks.gate import SUMMARY_KEYS, run_gate
+from data_checks.production import production_workspace
+from saviorrec.config import Params
+from saviorrec.data.io import list_days, read_events, read_items, read_parquet
+from saviorrec.models.scoring import score_events
+from saviorrec.workspace import StageError, Workspace
+
+
+def _skip(check: str, why: str) -> dict:
+    return {"expectation": f"validate_model: {check}", "check": check, "observed": "skipped", "message": why}
+
+
+def validate_model(params: Params, ws: Workspace, production_workdir: str | None = None) -> dict:
+    """The candidate ranker's predictions and calibration, and its AUCs against production's on the same events."""
+    checks = load_checks(params)
+    train_end, eval_end = ws.split()
+    if not ws.path("predictions").is_file():
+        raise StageError(f"no predictions at {ws.path('predictions')}: run evaluate first")
+    days = list_days(ws.path("events"))
+    items = read_items(ws.path("items"))
+    history = read_events(ws.path("events"), end=train_end) if any(d < train_end for d in days) else None
+    events = read_events(ws.path("events"), start=train_end, end=eval_end)
+    df = model_suite.window_frame(ws, events, history, items, read_parquet(ws.path("predictions")), train_end)
+    min_pos = params.evaluate.min_positives
+    candidate = model_suite.aucs(df, min_pos)
+
+    notes, production = [], None
+    prod_ws, why = production_workspace(params, ws, production_workdir)
+    if prod_ws is not None:
+        try:
+            prod_preds = score_events(prod_ws, events, history, items)
+            production = model_suite.aucs(
+                model_suite.window_frame(ws, events, history, items, prod_preds, train_end), min_pos)
+        except Exception as err:  # noqa: BLE001 - recorded; the absolute checks still run
+            why = f"the production model could not score the window: {type(err).__name__}: {err}"
+    if production is None:
+        notes.append(_skip("auc_regression", f"comparison with production skipped: {why}"))
+    elif production["auc"] is None or candidate["auc"] is None:
+        notes.append(_skip("auc_regression", "overall AUC undefined on this window (no clicks or no non-clicks)"))
+    elif production["new_auc"] is None or candidate["new_auc"] is None:
+        notes.append(_skip("new_auc_regression", f"new-item AUC undefined on this window ({candidate['new_n']} new-item impressions)"))
+    summary = model_suite.summary_frame(candidate, production)
+    facts = {"train_end": str(train_end), "eval_end": str(eval_end), "candidate": candidate, "production": production}
+    payload = run_gate(ws, "validate_model", model_suite.suites(df, summary, checks.model), str(train_end), notes=notes, facts=facts)
+    return {k: payload[k] for k in SUMMARY_KEYS}
