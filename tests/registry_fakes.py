@@ -8,13 +8,26 @@ from pathlib import Path
 from conftest import make_workspace
 
 
+class FailAfterUploads:
+    """Store mixin: raises after ``remaining`` file uploads, as a crash or a dropped connection would."""
+
+    remaining: int
+
+    def put_file(self, local, key):
+        from saviorrec.storage.artifacts import StorageError
+
+        if self.remaining == 0:
+            raise StorageError(f"injected failure uploading {key}")
+        self.remaining -= 1
+        super().put_file(local, key)
+
+
 def fake_model_workspace(root: Path, tag: str, overrides: dict | None = None):
     """A workspace whose artifacts are tiny files carrying ``tag``, with passing gate files."""
-    from saviorrec.config import load_params
     from saviorrec.workspace import Workspace
 
     make_workspace(root, overrides)
-    ws = Workspace(root, load_params(root / "params.yaml"))
+    ws = Workspace.open(root)
     files = {
         ws.path("encoder") / "model.pt": f"encoder {tag}",
         ws.path("encoder") / "config.json": json.dumps({"tag": tag}),

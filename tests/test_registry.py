@@ -6,7 +6,7 @@ import json
 import threading
 
 import pytest
-from registry_fakes import fake_model_workspace, ranker_tag
+from registry_fakes import FailAfterUploads, fake_model_workspace, ranker_tag
 
 from saviorrec.config import load_params
 from saviorrec.storage.artifacts import LocalStore, StorageError
@@ -19,18 +19,10 @@ def registry(tmp_path):
     return Registry(LocalStore(tmp_path / "registry"), "saviorrec", tmp_path / "cache")
 
 
-class FailingStore(LocalStore):
-    """Raises after ``fail_after`` file uploads, as a crash or a dropped connection would."""
-
+class FailingStore(FailAfterUploads, LocalStore):
     def __init__(self, root, fail_after: int):
         super().__init__(root)
         self.remaining = fail_after
-
-    def put_file(self, local, key):
-        if self.remaining == 0:
-            raise StorageError(f"injected failure uploading {key}")
-        self.remaining -= 1
-        super().put_file(local, key)
 
 
 def test_publish_promote_and_load(tmp_path, registry):

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from registry_fakes import fake_model_workspace, ranker_tag
+from registry_fakes import FailAfterUploads, fake_model_workspace, ranker_tag
 from test_registry import race_promotions
 
 from saviorrec.storage.artifacts import S3Store, StorageError
@@ -28,16 +28,10 @@ def s3_registry(bucket: str, tmp_path: Path, store=None) -> Registry:
     return registry
 
 
-class FailingS3Store(S3Store):
+class FailingS3Store(FailAfterUploads, S3Store):
     def __init__(self, uri, fail_after: int):
         super().__init__(uri, max_attempts=2)
         self.remaining = fail_after
-
-    def put_file(self, local, key):
-        if self.remaining == 0:
-            raise StorageError(f"injected failure uploading {key}")
-        self.remaining -= 1
-        super().put_file(local, key)
 
 
 def test_publish_promote_rollback_on_s3(s3_bucket, tmp_path):
