@@ -12,6 +12,7 @@ import pandas as pd
 from data_checks.config import SidChecks
 from data_checks.runner import Suite
 from saviorrec.data import io
+from saviorrec.data.vectors import nonfinite_rows
 from saviorrec.workspace import Workspace
 
 _LEVEL = re.compile(r"^c(\d+)$")
@@ -36,8 +37,8 @@ def churn(current: pd.DataFrame, previous: pd.DataFrame) -> tuple[float, int]:
 
 
 def _finite(vector) -> bool:
-    values = np.asarray(vector, dtype=float) if vector is not None else np.array([np.nan])
-    return bool(values.size and np.isfinite(values).all())
+    """A present, non-empty vector without NaN/inf."""
+    return vector is not None and len(vector) > 0 and not nonfinite_rows(np.asarray(vector, dtype=float)).any()
 
 
 def load(ws: Workspace, catalog: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

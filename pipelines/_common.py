@@ -51,9 +51,10 @@ def stage_main(
         add_arguments(parser)
     args = vars(parser.parse_args(argv))
     params_path, workdir, sets = args.pop("params"), args.pop("workdir"), args.pop("set")
+    options = {name: value for name, value in args.items() if value is not None}  # flags given
     try:
         params = load_params(params_path, overrides=parse_set(sets))
-        summary = run_stage(stage, Workspace(Path(workdir).resolve(), params), **args)
+        summary = run_stage(stage, Workspace(Path(workdir).resolve(), params), **options)
     except (StageError, ParamsError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from saviorrec.config import Params, load_params
+from saviorrec.config import Params
+from saviorrec.stages import run_stage
 from saviorrec.workspace import Workspace
 
 
 def open_workspace(root: Path, overrides: dict | None = None) -> tuple[Params, Workspace]:
     """(params, ws) for ``root`` with per-run overrides such as ``{"ranker.variant": "heuristic"}``."""
-    params = load_params(root / "params.yaml", overrides=overrides)
-    return params, Workspace(root, params)
+    ws = Workspace.open(root, overrides)
+    return ws.params, ws
 
 
 def copy_tree(src: Path, dst: Path) -> Path:
@@ -33,9 +34,8 @@ def ranker_upstream(tiny_pipeline, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_saviorrec(ranker_upstream, tmp_path_factory) -> Path:
     """A copy of ``ranker_upstream`` with the full saviorrec ranker trained (not evaluated)."""
-    import pipelines.train_ranker as train_ranker
 
     root = copy_tree(ranker_upstream, tmp_path_factory.mktemp("trained") / "ws")
     params, ws = open_workspace(root, {"ranker.variant": "saviorrec"})
-    train_ranker.run(params, ws)
+    run_stage("train_ranker", ws)
     return root

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
 import pytest
 from bad_inputs import DEFECTS, GATE_LOGS, GATE_MODEL, GATE_SIDS, copy_of, production_pointer, session_base
 
+from saviorrec.stages import run_stage
 from saviorrec.workspace import StageError
 
 GATES = (GATE_LOGS, GATE_SIDS, GATE_MODEL)
@@ -42,7 +42,7 @@ def test_clean_run_passes_every_gate_and_keeps_runs_by_date(baseline, tmp_path):
         assert Path(verdict["data_docs"]).is_file()
     assert _verdict(ws, GATE_MODEL)["facts"]["production"] is not None  # compared with the promoted model
     # A second run keeps the first one's results (stored by run name + time, not overwritten).
-    importlib.import_module("pipelines.validate_logs").run(ws.params, ws)
+    run_stage("validate_logs", ws)
     runs = list((ws.path("gx_project") / "gx" / "uncommitted" / "validations" / "validate_logs" / "days").glob("*/*"))
     assert len(runs) == 2
     pages = list((ws.path("data_docs") / "validations" / "validate_logs" / "days").glob("*/*/*.html"))
@@ -58,7 +58,7 @@ def test_defect_fails_its_gate(defect, baseline, tmp_path):
     defect.apply(ws)
 
     with pytest.raises(StageError) as failure:
-        importlib.import_module(f"pipelines.{defect.gate}").run(ws.params, ws)
+        run_stage(defect.gate, ws)
     message = str(failure.value)
     assert defect.message in message
     assert "observed" in message
@@ -72,7 +72,7 @@ def test_defect_fails_its_gate(defect, baseline, tmp_path):
 
     # promotion refuses because of this gate, and the production pointer does not move
     with pytest.raises(StageError, match=f"refusing to promote: .*{defect.gate}: failed"):
-        importlib.import_module("pipelines.promote").run(ws.params, ws)
+        run_stage("promote", ws)
     assert production_pointer(registry) == before
 
 

@@ -12,6 +12,7 @@ from training_faults import CrashAtEpoch
 
 from saviorrec.metrics import codebook as m
 from saviorrec.models.semantic_ids import embed_and_assign, sid_table
+from saviorrec.stages import run_stage
 
 
 # ---- metrics ------------------------------------------------------------------------------
@@ -51,13 +52,10 @@ def test_new_items_never_collide_with_existing_sids():
 
 # ---- the stage --------------------------------------------------------------------------
 def _stage(root, **overrides):
-    from pipelines import build_codebook
-    from saviorrec.config import load_params
     from saviorrec.workspace import Workspace
 
-    params = load_params(root / "params.yaml", overrides=overrides)
-    ws = Workspace(root, params)
-    return build_codebook.run(params, ws), ws
+    ws = Workspace.open(root, overrides)
+    return run_stage("build_codebook", ws), ws
 
 
 def test_stage_writes_a_unique_sid_for_every_catalog_item(tiny_pipeline):
@@ -195,22 +193,19 @@ def _workspace_with_text_cache(tiny_pipeline, copy_workspace):
 
 def test_warm_rebuild_keeps_sids_stable_and_full_rebuild_is_still_possible(tiny_pipeline, copy_workspace):
     """encoder.anchor_weight + codebook.sticky_margin (params.yaml) keep churn <= 5% on a warm refresh."""
-    from pipelines import train_encoder
-    from saviorrec.config import load_params
     from saviorrec.data import io
     from saviorrec.workspace import Workspace
 
     tiny_pipeline.run("build_codebook")
     runner = _workspace_with_text_cache(tiny_pipeline, copy_workspace)
     assert runner.params.encoder.anchor_weight > 0 and runner.params.codebook.sticky_margin > 0
-    encoder = train_encoder.run(runner.params, runner.ws)
+    encoder = run_stage("train_encoder", runner.ws)
     assert encoder["warm_started"] and encoder["anchor_drift"] < 0.01
     warm, ws = _stage(runner.root)
     assert warm["warm_started"] and warm["churn"] <= 0.05 and warm["churn"] <= warm["churn_codes_greedy"]
     assert warm["unique_fraction"] == 1.0 and warm["generic"]["churn"] == 0.0
 
-    cold = load_params(runner.root / "params.yaml", overrides={"encoder.warm_start": False})
-    assert not train_encoder.run(cold, Workspace(runner.root, cold))["warm_started"]
+    assert not run_stage("train_encoder", Workspace.open(runner.root, {"encoder.warm_start": False}))["warm_started"]
     full, ws = _stage(runner.root, **{"codebook.full_rebuild": True})
     assert not full["warm_started"] and full["unique_fraction"] == 1.0
     # a full rebuild is the cold build again (up to float noise of another thread count)
@@ -223,7 +218,6 @@ def test_retried_build_resumes_each_space_from_its_last_epoch_checkpoint(tiny_pi
     """A crash in epoch 2 keeps the previous codebook; the retry continues the fit (no k-means again)."""
     import torch
 
-    from pipelines import build_codebook
     from saviorrec.data import io
     from saviorrec.models import codebook_training
     from saviorrec.models.rqvae import RQVAE
@@ -258,7 +252,7 @@ def test_retried_build_resumes_each_space_from_its_last_epoch_checkpoint(tiny_pi
     assert unbroken["resumed_from"] is None
     pd.testing.assert_frame_equal(io.read_parquet(runner.ws.path("sids")), resumed)  # resumed == uninterrupted
     with pytest.raises(FileNotFoundError, match="checkpoint to resume from"):
-        build_codebook.run(params, ws, ckpt_path=directory / "missing.ckpt")
+        run_stage("build_codebook", ws, ckpt_path=directory / "missing.ckpt")
 
 
 def test_prepare_checkpoints_clears_a_fresh_run_and_keeps_them_for_last(tmp_path):

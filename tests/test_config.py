@@ -82,10 +82,12 @@ def test_workspace_params_from_a_workspace_add_overrides(tmp_path):
                                                                            "ranker.lr": 0.01})
 
 
-def test_files_with_inline_presets_still_load(tmp_path):
-    """Run folders and registry bundles written before the overlays moved to params/ carry them inline."""
+def test_files_in_the_earlier_layout_still_load(tmp_path):
+    """Run folders and registry bundles written before the overlays moved to params/ carry them
+    inline, and have no ``paths.pairs`` (the pairs were not an output then)."""
     raw = yaml.safe_load(PARAMS.read_text())
     raw["preset"] = "tiny"
+    del raw["paths"]["pairs"]
     raw["presets"] = {name: yaml.safe_load((REPO / "params" / f"{name}.yaml").read_text()) for name in PRESETS}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     assert load_params(tmp_path / "params.yaml") == load_params(PARAMS, {"preset": "tiny"})

@@ -8,12 +8,12 @@ import os
 import airflow_harness  # noqa: F401  (private AIRFLOW_HOME before airflow is imported)
 import pytest
 
+import saviorrec.stages
 from saviorrec.config import available_presets, load_params, write_workspace_params
 from saviorrec.orchestration import cadence, form, workspace
 from saviorrec.workspace import Workspace
 
-STAGES = ["ingest", "validate_logs", "train_encoder", "build_codebook", "validate_sids",
-          "train_ranker", "evaluate", "validate_model", "promote"]
+STAGES = list(saviorrec.stages.STAGES)  # the one registry of stages
 
 
 @pytest.fixture(scope="module")
@@ -201,12 +201,13 @@ def test_reuse_picks_latest_validated_earlier_run(tmp_path):
 
 
 def test_only_retried_training_stages_resume_from_their_last_checkpoint():
-    from saviorrec.stages import STAGES, resume_options
+    from saviorrec.stages import resume_options
 
-    for stage in ("train_encoder", "build_codebook", "train_ranker"):
+    training = ("train_encoder", "build_codebook", "train_ranker")
+    for stage in training:
         assert resume_options(stage, 1) == {}  # a fresh try never picks up a stale checkpoint
         assert resume_options(stage, 2) == {"ckpt_path": "last"}
-    assert all(resume_options(s, 3) == {} for s in STAGES if s not in ("train_encoder", "build_codebook", "train_ranker"))
+    assert all(resume_options(s, 3) == {} for s in STAGES if s not in training)
 
 
 def test_stage_errors_fail_without_retry(tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from bad_inputs import DEFECTS, GATE_LOGS, copy_of, session_base
 
+from saviorrec.stages import run_stage
 from saviorrec.workspace import StageError
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -65,10 +66,9 @@ def test_failed_run_index_and_page_show_the_failures(browser, tiny_pipeline, tmp
     ws = copy_of(base, tmp_path / "ws")
     defect = next(d for d in DEFECTS if d.name == "ctr_collapse")
     defect.apply(ws)
-    from pipelines import validate_logs
 
     with pytest.raises(StageError):
-        validate_logs.run(ws.params, ws)
+        run_stage("validate_logs", ws)
     page = _open(browser, ws.path("data_docs") / "index.html", tmp_path / "failed.png")
     rows = _rows(page)
     failed = [r for r in rows if r["status"] == "Failed"]

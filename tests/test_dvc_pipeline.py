@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+import saviorrec.stages
+
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ["ingest", "validate_logs", "train_encoder", "build_codebook", "validate_sids",
-          "train_ranker", "evaluate", "validate_model", "promote"]
+STAGES = list(saviorrec.stages.STAGES)  # the one registry of stages
 OWN = ("saviorrec", "pipelines", "data_checks")
 
 

@@ -20,6 +20,7 @@ from saviorrec.models.encoder_io import load_item_encoder, save_item_encoder
 from saviorrec.models.encoder_module import fit_encoder
 from saviorrec.models.info_nce import info_nce
 from saviorrec.models.text import item_texts, text_features
+from saviorrec.stages import run_stage
 from saviorrec.workspace import StageError
 
 
@@ -205,9 +206,8 @@ def test_warm_start_is_short_and_keeps_z_close(tiny_pipeline, copy_workspace):
     runner = copy_workspace(tiny_pipeline.root)
     shutil.copytree(tiny_pipeline.ws.path("text_cache"), runner.ws.path("text_cache"))  # no re-encoding
     before = io.read_parquet(runner.ws.path("embeddings")).sort_values("item_id")
-    import pipelines.train_encoder as stage
 
-    summary = stage.run(runner.params, runner.ws)
+    summary = run_stage("train_encoder", runner.ws)
     after = io.read_parquet(runner.ws.path("embeddings")).sort_values("item_id")
     assert summary["warm_started"] and summary["epochs"] == runner.params.encoder.warm_start_epochs
     cos = (np.stack(before["vector"].to_numpy()) * np.stack(after["vector"].to_numpy())).sum(axis=1)
@@ -227,10 +227,9 @@ def test_no_pairs_is_a_stage_error_naming_params(tmp_path):
                                "item_id": [100, 101], "click": pd.Series([1, 1], dtype="int8"),
                                "conversion": pd.Series([0, 0], dtype="Int8")})
         io.write_event_day(events, runner.ws.path("events"), dt.date(2024, 1, 1) + dt.timedelta(days=day))
-    import pipelines.train_encoder as stage
 
     with pytest.raises(StageError, match=r"no item pairs mined.*pairs.window_days.*pairs.min_support"):
-        stage.run(runner.params, runner.ws)
+        run_stage("train_encoder", runner.ws)
 
 
 def test_cold_retrain_on_same_data_gives_identical_embeddings(tiny_pipeline, copy_workspace):
@@ -240,9 +239,8 @@ def test_cold_retrain_on_same_data_gives_identical_embeddings(tiny_pipeline, cop
     runner = copy_workspace(tiny_pipeline.root)
     shutil.copytree(tiny_pipeline.ws.path("text_cache"), runner.ws.path("text_cache"))
     cold = runner.params.model_copy(update={"encoder": runner.params.encoder.model_copy(update={"warm_start": False})})
-    import pipelines.train_encoder as stage
 
-    summary = stage.run(cold, Workspace(runner.root, cold))
+    summary = run_stage("train_encoder", Workspace(runner.root, cold))
     assert not summary["warm_started"]
     first = io.read_parquet(tiny_pipeline.ws.path("embeddings"))
     again = io.read_parquet(runner.ws.path("embeddings"))
@@ -271,7 +269,6 @@ def test_a_torchscript_image_backbone_can_be_configured_by_path(tmp_path):
 
 def test_retried_training_resumes_from_the_last_epoch_checkpoint(tiny_pipeline, copy_workspace, monkeypatch):
     """A crash in epoch 2 of 2 keeps the previous encoder; the retry runs only epoch 2, like an unbroken fit."""
-    import pipelines.train_encoder as stage
     from saviorrec.models import encoder_training
     from saviorrec.stages import resume_options, run_stage
     from saviorrec.workspace import Workspace
@@ -302,4 +299,4 @@ def test_retried_training_resumes_from_the_last_epoch_checkpoint(tiny_pipeline, 
     np.testing.assert_allclose(np.stack(io.read_parquet(ws.path("embeddings"))["vector"].to_numpy()),
                                np.stack(z_resumed["vector"].to_numpy()), atol=1e-6)
     with pytest.raises(FileNotFoundError, match="checkpoint to resume from"):
-        stage.run(params, ws, ckpt_path=ws.path("encoder") / "missing.ckpt")
+        run_stage("train_encoder", ws, ckpt_path=ws.path("encoder") / "missing.ckpt")

@@ -11,9 +11,9 @@ import pytest
 from ranker_helpers import copy_tree, open_workspace, ranker_upstream, trained_saviorrec  # noqa: F401
 from sklearn.metrics import roc_auc_score
 
-import pipelines.evaluate as evaluate
 from saviorrec.data.io import list_days, read_event_day, read_parquet, write_event_day
 from saviorrec.metrics.ranking import assign_buckets, auc, bucket_metrics, evaluate_predictions, gauc
+from saviorrec.stages import run_stage
 from saviorrec.workspace import StageError
 
 
@@ -61,7 +61,7 @@ def test_buckets_follow_first_seen_and_training_impressions():
 def evaluated(trained_saviorrec, tmp_path_factory):
     root = copy_tree(trained_saviorrec, tmp_path_factory.mktemp("evaluated") / "ws")
     params, ws = open_workspace(root)
-    return params, ws, evaluate.run(params, ws)
+    return params, ws, run_stage("evaluate", ws)
 
 
 def test_evaluate_writes_metrics_predictions_and_plots(evaluated):
@@ -94,7 +94,7 @@ def test_evaluate_window_without_clicks_reports_undefined_auc(trained_saviorrec,
             for part in ws.path("events").glob(f"ds={day}/*.parquet"):
                 part.unlink()
             write_event_day(events, ws.path("events"), day)
-    evaluate.run(params, ws)
+    run_stage("evaluate", ws)
     metrics = json.loads(ws.metrics_file("ranker").read_text())
     assert metrics["overall"]["ctr_auc"] is None and "0 positives" in metrics["overall"]["ctr_auc_undefined"]
     assert metrics["overall"]["ctr_logloss"] is not None
@@ -105,9 +105,9 @@ def test_evaluate_without_window_or_ranker_fails_clearly(ranker_upstream, tmp_pa
     root = copy_tree(ranker_upstream, tmp_path / "ws")
     params, ws = open_workspace(root)
     with pytest.raises(StageError, match="run train_ranker first"):
-        evaluate.run(params, ws)
+        run_stage("evaluate", ws)
     params, ws = open_workspace(root, {"split.train_end": "2030-01-01", "split.eval_end": "2030-01-02"})
     (ws.path("ranker")).mkdir(parents=True, exist_ok=True)
     (ws.path("ranker") / "config.json").write_text(json.dumps({"variant": "heuristic"}))
     with pytest.raises(StageError, match="no events in the evaluation window"):
-        evaluate.run(params, ws)
+        run_stage("evaluate", ws)

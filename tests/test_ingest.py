@@ -6,18 +6,17 @@ import pandas as pd
 import pytest
 
 from pipelines import ingest
-from saviorrec.config import load_params
 from saviorrec.data import io
 from saviorrec.data.contract import ContractError
+from saviorrec.stages import run_stage
 from saviorrec.workspace import StageError, Workspace
 from tests.conftest import make_workspace
 from tests.test_contract import _events, _items
 
 
 def _workspace(tmp_path, **overrides):
-    root = make_workspace(tmp_path / "ws", overrides)
-    params = load_params(root / "params.yaml")
-    return params, Workspace(root, params)
+    ws = Workspace.open(make_workspace(tmp_path / "ws", overrides))
+    return ws.params, ws
 
 
 def _parquet_source(tmp_path, events=None):
@@ -29,14 +28,14 @@ def _parquet_source(tmp_path, events=None):
 
 def test_parquet_source_roundtrip(tmp_path):
     params, ws = _workspace(tmp_path)
-    summary = ingest.run(params, ws, source="parquet", path=str(_parquet_source(tmp_path)))
+    summary = run_stage("ingest", ws, source="parquet", path=str(_parquet_source(tmp_path)))
     assert summary["impressions"] == 3 and summary["items"] == 3 and summary["days"] == 1
     pd.testing.assert_frame_equal(io.read_events(ws.path("events")), io.read_events(tmp_path / "src" / "events"))
 
 
 def test_bad_source_keeps_previous_data(tmp_path):
     params, ws = _workspace(tmp_path)
-    ingest.run(params, ws, source="parquet", path=str(_parquet_source(tmp_path)))
+    run_stage("ingest", ws, source="parquet", path=str(_parquet_source(tmp_path)))
     before = io.read_events(ws.path("events"))
 
     bad = _events()
@@ -45,14 +44,14 @@ def test_bad_source_keeps_previous_data(tmp_path):
     io.write_items(_items(), bad_src / "items.parquet")
     io.write_events(bad, bad_src / "events")
     with pytest.raises(ContractError, match="conversion without click"):
-        ingest.run(params, ws, source="parquet", path=str(bad_src))
+        run_stage("ingest", ws, source="parquet", path=str(bad_src))
     pd.testing.assert_frame_equal(io.read_events(ws.path("events")), before)
 
 
 def test_missing_source_folder_is_a_clear_error(tmp_path):
     params, ws = _workspace(tmp_path)
     with pytest.raises(StageError, match="data source folder not found"):
-        ingest.run(params, ws, source="movielens", path=str(tmp_path / "nope"))
+        run_stage("ingest", ws, source="movielens", path=str(tmp_path / "nope"))
 
 
 def test_cli_out_flag_and_exit_code(tmp_path, capsys):

@@ -10,6 +10,7 @@ import pytest
 from saviorrec.data import io
 from saviorrec.data.contract import validate_events, validate_items
 from saviorrec.data.movielens import load_movielens
+from saviorrec.stages import run_stage
 
 pytestmark = pytest.mark.movielens
 
@@ -55,14 +56,11 @@ def test_tags_only_before_cutoff(movielens):
 
 
 def test_ingest_stage_writes_72901_impressions(movielens_path, tmp_path):
-    from pipelines import ingest
-    from saviorrec.config import load_params
     from saviorrec.workspace import Workspace
     from tests.conftest import make_workspace
 
     root = make_workspace(tmp_path / "ws", {"data.path": str(movielens_path)}, preset="movielens")
-    params = load_params(root / "params.yaml")
-    summary = ingest.run(params, Workspace(root, params))
+    summary = run_stage("ingest", Workspace.open(root))
     assert summary["impressions"] == 72_901
     assert io.count_events(root / "data" / "events") == 72_901
     assert summary["items"] == 7_361

@@ -14,7 +14,6 @@ import torch
 from ranker_helpers import copy_tree, open_workspace, ranker_upstream, trained_saviorrec  # noqa: F401
 from training_faults import CrashAtEpoch
 
-import pipelines.train_ranker as train_ranker
 from saviorrec.data.io import read_events, read_items, read_parquet, write_parquet
 from saviorrec.data.samples import DENSE_FEATURES, IdVocab
 from saviorrec.models import content_clusters
@@ -137,7 +136,7 @@ def test_warm_start_trains_the_new_day_only_and_keeps_rows(ranker_upstream, tmp_
     days = ws.data_days()
     first = {"ranker.variant": "saviorrec", "split.train_end": str(days[-3]), "split.eval_end": str(days[-1])}
     p1, ws1 = open_workspace(root, first)
-    train_ranker.run(p1, ws1)
+    run_stage("train_ranker", ws1)
     old_module, old_meta, old_vocab = load_ranker(ws1.path("ranker"))
     p2, ws2 = open_workspace(root, {**first, "split.train_end": str(days[-2]), "ranker.warm_start": True})
     # the grown vocabulary keeps each known item's row
@@ -150,7 +149,7 @@ def test_warm_start_trains_the_new_day_only_and_keeps_rows(ranker_upstream, tmp_
                             SampleBuilder(items, 2).cat_vocab) > 0
     some = old_vocab.item_ids[:5]
     assert torch.equal(fresh.model.item_id.weight[vocab.rows(some)], old_module.model.item_id.weight[old_vocab.rows(some)])
-    summary = train_ranker.run(p2, ws2)
+    summary = run_stage("train_ranker", ws2)
     assert summary["warm_start"] is True and summary["train_days"] == [str(days[-3])]
     # the warm-started ranker keeps the content and text clusters its counters were learned on
     assert old_meta["content_clusters"] == params.ranker.content_clusters > 0
@@ -158,7 +157,7 @@ def test_warm_start_trains_the_new_day_only_and_keeps_rows(ranker_upstream, tmp_
     for kind in ("cl", "tcl"):
         assert np.array_equal(content_clusters.load(ws2.path("ranker"), kind), content_clusters.load(ws1.path("ranker"), kind))
     # nothing new to train: kept as is
-    assert train_ranker.run(p2, ws2)["new_days"] == 0
+    assert run_stage("train_ranker", ws2)["new_days"] == 0
 
 
 def test_mba_rows_follow_codes_across_a_codebook_refresh(trained_saviorrec, tmp_path):
@@ -195,7 +194,7 @@ def test_scoring_loads_no_training_code():
 def test_heuristic_variant(ranker_upstream, tmp_path):
     root = copy_tree(ranker_upstream, tmp_path / "ws")
     params, ws = open_workspace(root, {"ranker.variant": "heuristic"})
-    summary = train_ranker.run(params, ws)
+    summary = run_stage("train_ranker", ws)
     assert summary["variant"] == "heuristic" and not (ws.path("ranker") / "model.ckpt").exists()
     _, _, history, events = _eval_window(root)
     preds = score_events(ws, events, history, read_items(ws.path("items")))
@@ -209,7 +208,7 @@ def test_retried_training_resumes_from_the_last_epoch_checkpoint(ranker_upstream
 
     root = copy_tree(ranker_upstream, tmp_path / "ws")
     params, ws = open_workspace(root, {"ranker.variant": "saviorrec", "ranker.epochs": 1})
-    train_ranker.run(params, ws)
+    run_stage("train_ranker", ws)
     assert not (ws.path("ranker") / "checkpoints").exists()  # a finished fit leaves no checkpoints
     before = (ws.path("ranker") / "model.ckpt").read_bytes()
 
@@ -223,7 +222,7 @@ def test_retried_training_resumes_from_the_last_epoch_checkpoint(ranker_upstream
 
     monkeypatch.setattr(ranker_training, "make_trainer", crashing_trainer)
     with pytest.raises(RuntimeError, match="simulated"):
-        train_ranker.run(params2, ws2)
+        run_stage("train_ranker", ws2)
     last = ws.path("ranker") / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=False)["epoch"] == 0  # saved at the end of the first epoch (index 0)
     assert (ws.path("ranker") / "model.ckpt").read_bytes() == before  # the previous ranker is untouched
@@ -242,7 +241,7 @@ def test_retried_training_resumes_from_the_last_epoch_checkpoint(ranker_upstream
         assert torch.equal(resumed["state_dict"][key], value), key  # resumed == uninterrupted
 
     with pytest.raises(FileNotFoundError, match="checkpoint to resume from"):
-        train_ranker.run(params2, ws2, ckpt_path=tmp_path / "missing.ckpt")
+        run_stage("train_ranker", ws2, ckpt_path=tmp_path / "missing.ckpt")
 
 
 def _cfg(variant="saviorrec", **kw):

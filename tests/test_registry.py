@@ -8,10 +8,11 @@ import threading
 import pytest
 from registry_fakes import FailAfterUploads, fake_model_workspace, ranker_tag
 
-from saviorrec.config import load_params
+from saviorrec.stages import run_stage
 from saviorrec.storage.artifacts import LocalStore, StorageError
 from saviorrec.storage.bundle import BundleError
 from saviorrec.storage.registry import Registry, RegistryConflict, RegistryError, open_registry
+from saviorrec.workspace import Workspace
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def test_resolved_params_reload_keeps_overrides(tmp_path, registry):
     from saviorrec.workspace import Workspace
 
     ws = fake_model_workspace(tmp_path / "ws", "A")
-    ws = Workspace(ws.root, load_params(ws.root / "params.yaml", overrides={"ranker.epochs": 7}))
+    ws = Workspace.open(ws.root, {"ranker.epochs": 7})
     registry.promote(registry.publish(ws))
     assert registry.production_workspace().params.ranker.epochs == 7
 
@@ -167,7 +168,6 @@ def test_open_registry_resolves_relative_uri(tmp_path):
 
 
 def test_promote_stage_refuses_without_passing_gates(tmp_path):
-    from pipelines import promote
     from saviorrec.workspace import StageError
 
     ws = fake_model_workspace(tmp_path / "ws", "A")
@@ -176,25 +176,23 @@ def test_promote_stage_refuses_without_passing_gates(tmp_path):
         "critical_failures": [{"expectation": "max_raw_collision_rate", "observed": 0.2, "message": "x"}]}))
     ws.gate_file("validate_model").unlink()
     with pytest.raises(StageError) as err:
-        promote.run(ws.params, ws)
+        run_stage("promote", ws)
     assert "validate_sids: failed (max_raw_collision_rate)" in str(err.value)
     assert "validate_model: no verdict" in str(err.value)
     assert not (ws.root / "registry").exists()
 
 
 def test_promote_stage_publishes_and_promotes(tmp_path):
-    from pipelines import promote
     from saviorrec.storage.promotion import receipt_path
 
     ws = fake_model_workspace(tmp_path / "ws", "A")
-    first = promote.run(ws.params, ws)
+    first = run_stage("promote", ws)
     assert first["production"] == "v1" and first["previous"] is None
-    second = promote.run(ws.params, ws)
+    second = run_stage("promote", ws)
     assert second["production"] == "v2" and second["previous"] == "v1"
     assert json.loads(receipt_path(ws).read_text())["version"] == "v2"
 
-    no_promote = load_params(ws.root / "params.yaml", overrides={"registry.promote": False})
-    third = promote.run(no_promote, type(ws)(ws.root, no_promote))
+    third = run_stage("promote", Workspace.open(ws.root, {"registry.promote": False}))
     assert third["version"] == "v3" and third["production"] == "v2"
 
 

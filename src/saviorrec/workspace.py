@@ -7,15 +7,17 @@ with its own ``params.yaml``. Every path is ``root / params.paths.<name>``.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from saviorrec.atomic_files import write_json
 from saviorrec.config import Params, load_params
 from saviorrec.data import io
 
 PARAMS_FILE = "params.yaml"
+
+__all__ = ["PARAMS_FILE", "StageError", "Workspace", "write_json"]
 
 
 class StageError(RuntimeError):
@@ -61,12 +63,3 @@ class Workspace:
         eval_end = split.eval_end or (train_end + dt.timedelta(days=1))
         return train_end, eval_end
 
-
-def write_json(path: Path, payload: Any) -> Path:
-    """Write ``payload`` as indented JSON atomically (a reader never sees half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
-    return path

@@ -21,16 +21,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from saviorrec.stages import run_stage
+
 GATE_LOGS, GATE_SIDS, GATE_MODEL = "validate_logs", "validate_sids", "validate_model"
 
 
 # ---- the clean workspace -------------------------------------------------------------------
 
 def open_ws(root: Path):
-    from saviorrec.config import load_params
     from saviorrec.workspace import Workspace
 
-    return Workspace(root, load_params(root / "params.yaml"))
+    return Workspace.open(root)
 
 
 def set_params(root: Path, **dotted) -> None:
@@ -58,7 +59,6 @@ def write_semantic_tables(ws) -> None:
 
 def build_base(ingested: Path, dst: Path, registry: Path) -> Path:
     """A workspace every gate passes, whose model is the registry's production version."""
-    from pipelines import evaluate, train_ranker
     from saviorrec.storage.registry import open_registry
 
     shutil.copytree(ingested, dst, ignore=shutil.ignore_patterns(".cache", "reports", "registry", "artifacts", "metrics"))
@@ -69,8 +69,8 @@ def build_base(ingested: Path, dst: Path, registry: Path) -> Path:
     for name in ("encoder", "codebook"):  # the heuristic ranker reads neither; a bundle must carry both
         ws.path(name).mkdir(parents=True, exist_ok=True)
         (ws.path(name) / "config.json").write_text(json.dumps({"note": "not trained: heuristic-ranker test bundle"}))
-    train_ranker.run(ws.params, ws)
-    evaluate.run(ws.params, ws)
+    run_stage("train_ranker", ws)
+    run_stage("evaluate", ws)
     registry_api = open_registry(ws.params, root=ws.root)
     registry_api.promote(registry_api.publish(ws, notes="bad-input corpus baseline"))
     return dst
@@ -243,8 +243,6 @@ def session_base(tiny_pipeline, tmp_path_factory) -> tuple[Path, Path]:
     Test modules each call this from their own fixture; the marker file makes the second
     call reuse the first one's folder instead of building it again.
     """
-    import importlib
-
     folder = tmp_path_factory.getbasetemp() / "gates_baseline"
     base, registry, done = folder / "base", folder / "registry", folder / "ready"
     if not done.exists():
@@ -254,7 +252,7 @@ def session_base(tiny_pipeline, tmp_path_factory) -> tuple[Path, Path]:
         build_base(tiny_pipeline.root, base, registry)
         ws = open_ws(base)
         for gate in (GATE_LOGS, GATE_SIDS, GATE_MODEL):
-            importlib.import_module(f"pipelines.{gate}").run(ws.params, ws)
+            run_stage(gate, ws)
         done.write_text("ok")
     return base, registry
 

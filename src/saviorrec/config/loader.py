@@ -10,7 +10,6 @@ A params file is either
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from saviorrec.atomic_files import write_text_atomic
 from saviorrec.config.errors import describe_validation_error
 from saviorrec.config.model import Params
 from saviorrec.config.presets import overlay_names, read_overlay, warn_shadowed_edits
@@ -146,9 +146,4 @@ def write_workspace_params(folder: str | Path, overrides: Mapping[str, Any] | No
     params = load_params(base, overrides)
     note = (f"Resolved params (preset {params.preset!r} and run overrides applied): self-contained,\n"
             "loading it reads no preset overlay. See docs/params.md.")
-    target = Path(folder) / PARAMS_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{PARAMS_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(dump_resolved_params(params, note))
-    tmp.replace(target)
-    return target
+    return write_text_atomic(Path(folder) / PARAMS_FILE, dump_resolved_params(params, note))

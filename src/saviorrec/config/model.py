@@ -22,7 +22,8 @@ class Paths(Section):
     text_features: str
     text_cache: str
     encoder: str
-    pairs: str
+    # run folders and registry bundles written before the pairs became an output lack the key
+    pairs: str = "artifacts/pairs.parquet"
     embeddings: str
     codebook: str
     sids: str

@@ -62,7 +62,6 @@ def _lookup(raw: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
-
 def committed_version(params_file: Path) -> dict[str, Any] | None:
     """``params_file`` as of git HEAD; None outside a checkout or when it is not committed."""
     path = Path(params_file)

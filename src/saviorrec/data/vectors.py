@@ -1,8 +1,15 @@
-"""Item vectors as float matrices: the one check that no row holds NaN or inf."""
+"""Item vectors: the table layout they are stored in, and the one check that no row holds NaN or inf."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+
+
+def vectors_frame(item_ids, vectors: np.ndarray) -> pd.DataFrame:
+    """The stored layout of item vectors (z, MiniLM): ``item_id`` int64 + ``vector`` float32 list."""
+    return pd.DataFrame({"item_id": np.asarray(item_ids, dtype=np.int64),
+                         "vector": list(np.asarray(vectors, dtype=np.float32))})
 
 
 def nonfinite_rows(matrix: np.ndarray) -> np.ndarray:

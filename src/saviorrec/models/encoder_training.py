@@ -28,6 +28,7 @@ from saviorrec.config import Params
 from saviorrec.data import io
 from saviorrec.data.contract import EVENT_COLUMNS
 from saviorrec.data.pairs import mine_pairs, split_holdout, write_pairs
+from saviorrec.data.vectors import vectors_frame
 from saviorrec.metrics.retrieval import hit_at_k
 from saviorrec.models.checkpoints import prepare_checkpoints, staged_output
 from saviorrec.models.encoder import ItemEncoder, compatible, encoder_config
@@ -38,10 +39,6 @@ from saviorrec.models.text import text_features
 from saviorrec.workspace import StageError, Workspace, write_json
 
 log = logging.getLogger("saviorrec.train_encoder")
-
-
-def vectors_frame(item_ids: np.ndarray, vectors: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"item_id": np.asarray(item_ids, np.int64), "vector": list(np.asarray(vectors, np.float32))})
 
 
 def _backbone_width(cfg) -> int | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from saviorrec.data.vectors import require_finite
+from saviorrec.data.vectors import require_finite, vectors_frame
 from saviorrec.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -90,11 +90,6 @@ def previous_codes(item_ids: np.ndarray, previous: pd.DataFrame | None, levels: 
     aligned = pd.DataFrame({"item_id": np.asarray(item_ids, dtype=np.int64)}).merge(
         previous[["item_id", *cols]], on="item_id", how="left")
     return aligned[cols].fillna(-1).to_numpy(dtype=np.int64)
-
-
-def vectors_frame(item_ids, vectors: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"item_id": np.asarray(item_ids, dtype=np.int64),
-                         "vector": list(np.asarray(vectors, dtype=np.float32))})
 
 
 def embed_and_assign(model_ws: Workspace, items: pd.DataFrame, space: str = "behavior") -> tuple[pd.DataFrame, pd.DataFrame]:

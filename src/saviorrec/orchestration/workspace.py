@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from saviorrec.atomic_files import write_json
 from saviorrec.config import Params, load_params, resolve_raw, write_workspace_params
 from saviorrec.orchestration.form import RunForm, base_params_file, form_overrides
 
@@ -88,9 +89,7 @@ def read_manifest(root: Path) -> dict[str, Any]:
 
 def update_manifest(root: Path, **fields: Any) -> dict[str, Any]:
     manifest = read_manifest(root) | fields
-    tmp = Path(root) / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(Path(root) / MANIFEST)
+    write_json(Path(root) / MANIFEST, manifest)
     return manifest
 
 

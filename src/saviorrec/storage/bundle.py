@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from saviorrec.config import dump_resolved_params
+from saviorrec.config import Params, dump_resolved_params
 from saviorrec.storage.lineage import build_lineage
+from saviorrec.workspace import Workspace
 
 REQUIRED = ("encoder", "codebook", "embeddings", "sids", "ranker", "items")
 OPTIONAL = ("text_features", "sids_generic")
@@ -60,12 +61,12 @@ def _add_path(bundle: Bundle, root: Path, rel: str) -> bool:
     return False
 
 
-def resolved_params_yaml(params) -> bytes:
+def resolved_params_yaml(params: Params) -> bytes:
     """Params with the preset overlay applied: the bundle loads without any overlay file."""
     return dump_resolved_params(params, f"Resolved params of this model (preset {params.preset!r} applied).").encode()
 
 
-def collect_bundle(ws) -> Bundle:
+def collect_bundle(ws: Workspace) -> Bundle:
     """Every file of the model in workspace ``ws``; BundleError names what is missing."""
     bundle = Bundle()
     missing = [name for name in REQUIRED if not _add_path(bundle, ws.root, getattr(ws.params.paths, name))]

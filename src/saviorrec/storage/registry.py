@@ -30,6 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from saviorrec.config import Params
 from saviorrec.storage.artifacts import (
     ArtifactNotFound,
     ArtifactStore,
@@ -301,7 +302,7 @@ class Registry:
         return ref
 
 
-def open_registry(params, root: Path | str | None = None, cache_dir: Path | str | None = None) -> Registry:
+def open_registry(params: Params, root: Path | str | None = None, cache_dir: Path | str | None = None) -> Registry:
     """The registry named by ``params.registry``.
 
     A relative ``registry.uri`` is resolved against ``root`` (default: the current directory);
