@@ -95,16 +95,22 @@ def test_incomplete_or_corrupt_version_is_never_promoted(tmp_path, registry):
     assert ranker_tag(registry.production_workspace()) == "A"
 
 
-def test_concurrent_promotions_one_wins(tmp_path, registry):
+def promote_two_at_once(registry, tmp_path) -> str:
+    """Production A, then B and C promoted concurrently: exactly one wins, the other gets a conflict."""
     registry.promote(registry.publish(fake_model_workspace(tmp_path / "A", "A")))
     candidates = [registry.publish(fake_model_workspace(tmp_path / t, t)) for t in ("B", "C")]
     outcomes = race_promotions(registry, candidates)
     winners = [v for v, result in outcomes.items() if result == "ok"]
     assert len(winners) == 1, outcomes
     assert all(isinstance(r, RegistryConflict) for r in outcomes.values() if r != "ok")
+    return winners[0]
+
+
+def test_concurrent_promotions_one_wins(tmp_path, registry):
+    winner = promote_two_at_once(registry, tmp_path)
     pointer = registry.production()
-    assert pointer["version"] == winners[0] and pointer["previous"] == "v1"
-    assert ranker_tag(registry.production_workspace()) == {"v2": "B", "v3": "C"}[winners[0]]
+    assert pointer["version"] == winner and pointer["previous"] == "v1"
+    assert ranker_tag(registry.production_workspace()) == {"v2": "B", "v3": "C"}[winner]
 
 
 def race_promotions(registry, versions) -> dict:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from registry_fakes import FailAfterUploads, fake_model_workspace, ranker_tag
-from test_registry import race_promotions
+from test_registry import promote_two_at_once
 
 from saviorrec.storage.artifacts import S3Store, StorageError
-from saviorrec.storage.registry import Registry, RegistryConflict, open_registry
+from saviorrec.storage.registry import Registry, open_registry
 from saviorrec.storage.s3 import s3_client
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,14 +65,9 @@ def test_failure_mid_upload_keeps_previous_production(s3_bucket, tmp_path):
 
 def test_concurrent_promotions_one_wins_on_s3(s3_bucket, tmp_path):
     registry = s3_registry(s3_bucket, tmp_path)
-    registry.promote(registry.publish(fake_model_workspace(tmp_path / "A", "A")))
-    candidates = [registry.publish(fake_model_workspace(tmp_path / t, t)) for t in ("B", "C")]
-    outcomes = race_promotions(registry, candidates)
-    winners = [v for v, result in outcomes.items() if result == "ok"]
-    assert len(winners) == 1, outcomes
-    assert all(isinstance(r, RegistryConflict) for r in outcomes.values() if r != "ok")
-    assert registry.production()["version"] == winners[0]
-    assert ranker_tag(registry.production_workspace()) == {"v2": "B", "v3": "C"}[winners[0]]
+    winner = promote_two_at_once(registry, tmp_path)
+    assert registry.production()["version"] == winner
+    assert ranker_tag(registry.production_workspace()) == {"v2": "B", "v3": "C"}[winner]
 
 
 def test_endpoint_down_is_a_clear_error_after_retries(s3_bucket, tmp_path, monkeypatch):
