@@ -15,16 +15,13 @@ vector, SID, category); unknown item IDs map to row 0 (no content, no code, cate
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
-from saviorrec.data.vectors import nonfinite_rows
-
-log = logging.getLogger(__name__)
+from saviorrec.data.vectors import vectors_array
 
 COUNTERS = ("user", "ucat", "cat", "item", "glob")
 # Optional item groupings with user x group counters: level-1 SID code, coarse cluster of the
@@ -249,20 +246,6 @@ def dense_features(samples: DaySamples, prior_strength: float) -> np.ndarray:
 
 # ---- item tables ------------------------------------------------------------------------
 
-def vectors_frame_to_array(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """``item_id`` + ``vector`` (list<float>) -> (ids, [N, d] float32). NaN entries become 0 (no content)."""
-    ids = frame["item_id"].to_numpy(np.int64)
-    if len(frame) == 0:
-        return ids, np.zeros((0, 0), np.float32)
-    matrix = np.stack([np.asarray(v, dtype=np.float32) for v in frame["vector"].to_numpy()])
-    bad_rows = nonfinite_rows(matrix)
-    if bad_rows.any():
-        bad = ~np.isfinite(matrix)
-        log.warning("%d non-finite values in %d item vectors replaced by 0", int(bad.sum()), int(bad_rows.sum()))
-        matrix = np.where(bad, 0.0, matrix).astype(np.float32)
-    return ids, matrix
-
-
 def sid_columns(sids: pd.DataFrame) -> list[str]:
     cols = sorted((c for c in sids.columns if c.startswith("c") and c[1:].isdigit()), key=lambda c: int(c[1:]))
     if not cols:
@@ -291,7 +274,7 @@ class ItemFeatures:
         ids = items["item_id"].to_numpy(np.int64)
         content = sid = None
         if vectors is not None:
-            vid, matrix = vectors_frame_to_array(vectors)
+            vid, matrix = vectors_array(vectors)
             content = np.zeros((len(ids), matrix.shape[1]), np.float32)
             pos = pd.Index(vid).get_indexer(ids)
             content[pos >= 0] = matrix[pos[pos >= 0]]
