@@ -1,5 +1,6 @@
 """What a retried training task needs to resume: the per-epoch checkpoint (``<dir>/last.ckpt``),
-draws seeded per epoch (so a resumed fit replays like an unbroken one) and staged outputs.
+draws seeded per epoch or the RNG state kept in the checkpoint (so a resumed fit replays like an
+unbroken one) and staged outputs.
 
 ``ModelCheckpoint(save_last=True, save_top_k=0)`` writes nothing in Lightning 2.6 (it only
 refreshes ``last`` after a top-k save), so the latest epoch is kept as the single "top-1"
@@ -14,6 +15,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -33,6 +35,22 @@ def training_callbacks(checkpoint_dir: str | Path | None, callbacks: Sequence[L.
     """``callbacks`` plus the ``last.ckpt`` writer when ``checkpoint_dir`` is given."""
     extra = [last_epoch_checkpoint(checkpoint_dir)] if checkpoint_dir is not None else []
     return [*callbacks, *extra]
+
+
+class TorchRngState(L.Callback):
+    """Keeps torch's random state (dropout, ID dropout) in the checkpoints: a fit resumed from the
+    end of an epoch draws what an unbroken fit draws next. Saving reads the state, draws nothing."""
+
+    def on_save_checkpoint(self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+        if "cuda_rng_states" in checkpoint and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(checkpoint["cuda_rng_states"])
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

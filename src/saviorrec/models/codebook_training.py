@@ -40,7 +40,7 @@ from saviorrec.data.vectors import require_finite
 from saviorrec.metrics.codebook import codebook_report
 from saviorrec.metrics.retrieval import hit_at_k
 from saviorrec.models.checkpoints import last_checkpoint, prepare_checkpoints, staged_output
-from saviorrec.models.codebook import Codebook, load_codebook
+from saviorrec.models.codebook import MODEL_FILE, Codebook, load_codebook
 from saviorrec.models.rqvae import RQVAEConfig
 from saviorrec.models.rqvae_module import fit_rqvae
 from saviorrec.models.semantic_ids import previous_codes, sid_table
@@ -102,7 +102,7 @@ def build_space(x: np.ndarray, item_ids: np.ndarray, params: Params, directory: 
                          f"lower codebook.codebook_size to at most {len(x)}")
     previous = io.read_parquet(directory / SNAPSHOT) if (directory / SNAPSHOT).exists() else None
     init_state, warm = None, False
-    if not cb.full_rebuild and (directory / "model.pt").exists():
+    if not cb.full_rebuild and (directory / MODEL_FILE).exists():
         old = load_codebook(directory)
         if old.config.shape() == config.shape():
             init_state, warm = old.model.state_dict(), True

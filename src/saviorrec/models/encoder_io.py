@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from saviorrec.atomic_files import atomic_path, write_text_atomic
 from saviorrec.models.encoder import ItemEncoder
 
 CONFIG_FILE = "config.json"
@@ -24,10 +25,10 @@ def save_item_encoder(encoder: ItemEncoder, directory: str | Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     # the image backbone is a packaged pretrained model: rebuilt from the config, not saved
     state = {k: v.detach().cpu() for k, v in encoder.state_dict().items() if not k.startswith("_backbone.")}
-    torch.save(state, directory / (WEIGHTS_FILE + ".tmp"))
-    (directory / (WEIGHTS_FILE + ".tmp")).replace(directory / WEIGHTS_FILE)
+    with atomic_path(directory / WEIGHTS_FILE) as tmp:
+        torch.save(state, tmp)
     # column order of the vocabularies = table order: never sort the keys
-    (directory / CONFIG_FILE).write_text(json.dumps(encoder.config, indent=2) + "\n")
+    write_text_atomic(directory / CONFIG_FILE, json.dumps(encoder.config, indent=2) + "\n")
     return directory
 
 

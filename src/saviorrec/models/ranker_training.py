@@ -27,7 +27,7 @@ from saviorrec.data.io import iter_event_days, read_items
 from saviorrec.data.ranker_datamodule import DayStream, RankerDataModule
 from saviorrec.data.samples import DENSE_FEATURES, IdVocab, ItemFeatures, SampleBuilder
 from saviorrec.models import content_clusters
-from saviorrec.models.checkpoints import prepare_checkpoints, staged_output, training_callbacks
+from saviorrec.models.checkpoints import TorchRngState, prepare_checkpoints, staged_output, training_callbacks
 from saviorrec.models.ranker import RankerConfig
 from saviorrec.models.ranker_artifacts import (
     MODEL_FILE,
@@ -225,22 +225,6 @@ def ranker_features(params: Params, ws: Workspace, spec: VariantSpec, items: pd.
         centroids[kind] = kept
         features.set_clusters(kind, content_clusters.assign(vectors, kept))
     return features, centroids
-
-
-class TorchRngState(L.Callback):
-    """Keeps torch's random state (dropout, ID dropout) in the checkpoints: a fit resumed from the
-    end of an epoch draws what an unbroken fit draws next. Saving reads the state, draws nothing."""
-
-    def on_save_checkpoint(self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        checkpoint["torch_rng_state"] = torch.get_rng_state()
-        if torch.cuda.is_available():
-            checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()
-
-    def on_load_checkpoint(self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        if "torch_rng_state" in checkpoint:
-            torch.set_rng_state(checkpoint["torch_rng_state"])
-        if "cuda_rng_states" in checkpoint and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(checkpoint["cuda_rng_states"])
 
 
 def make_trainer(rp: RankerParams, max_epochs: int | None = None, checkpoint_dir: Path | None = None) -> L.Trainer:

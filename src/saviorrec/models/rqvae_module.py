@@ -120,11 +120,10 @@ def fit_rqvae(
     L.seed_everything(seed, workers=True, verbose=False)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     module = RQVAEModule(config, seed=seed)
-    if ckpt_path is not None and epochs > 0:
-        pass  # trainer.fit restores the interrupted run's weights, optimizer and epoch
-    elif init_state is not None:
+    resuming = ckpt_path is not None and epochs > 0  # trainer.fit restores weights, optimizer and epoch
+    if not resuming and init_state is not None:
         module.rqvae.load_state_dict(init_state)
-    else:
+    elif not resuming:
         module.rqvae.init_from_data(xt, kmeans_iters, seed)
     if pairs is not None and len(pairs[0]) > 0:
         trig, targ, weight = pairs

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from saviorrec.atomic_files import atomic_path
 from saviorrec.storage.filesystem import atomic_output, list_names
 from saviorrec.storage.s3 import is_s3_uri, s3_client, split_s3_uri
 
@@ -241,16 +242,10 @@ class S3Store(ArtifactStore):
                        Body=body, ChecksumAlgorithm="SHA256")
 
     def get_file(self, key: str, local: Path) -> None:
-        local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local.with_name(local.name + ".part")
         response = self._call("download", key, self.client.get_object, Bucket=self.bucket, Key=self._key(key))
-        try:
-            with open(tmp, "wb") as out:
-                for chunk in response["Body"].iter_chunks(_CHUNK):
-                    out.write(chunk)
-            os.replace(tmp, local)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(local) as tmp, open(tmp, "wb") as out:
+            for chunk in response["Body"].iter_chunks(_CHUNK):
+                out.write(chunk)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self._call("write", key, self.client.put_object, Bucket=self.bucket, Key=self._key(key), Body=data,

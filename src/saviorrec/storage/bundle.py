@@ -12,8 +12,8 @@
     lineage.json                     git commit, dvc.lock hashes of the data
     manifest.json                    sha256 + size of every other file (written last)
 
-Because paths come from ``params.paths``, ``Workspace.open(bundle_dir)`` opens a bundle like
-any workspace. Images are not bundled: catalog items
+Because paths come from ``params.paths``, ``Workspace.open(bundle_dir)`` opens a bundle like any
+workspace. Images are not bundled: catalog items
 already have their z; new items bring their own images.
 """
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from saviorrec.atomic_files import atomic_path
 from saviorrec.storage.s3 import is_s3_uri, split_s3_uri
 
 
@@ -68,15 +68,8 @@ def atomic_output(uri: str | Path) -> Iterator[pa.NativeFile]:
     """
     fs, path = resolve(uri)
     if isinstance(fs, pafs.LocalFileSystem):
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with fs.open_output_stream(str(tmp), compression=None) as stream:
-                yield stream
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(path) as tmp, fs.open_output_stream(str(tmp), compression=None) as stream:
+            yield stream
         return
     buffer = pa.BufferOutputStream()
     yield buffer
