@@ -51,6 +51,39 @@ def flatten(metrics: dict) -> dict:
     return {"overall": metrics["overall"], **metrics["buckets"]}
 
 
+def seed_list(n: int, params_file: Path = REPO / "params.yaml") -> list[int]:
+    """The seeds of ``n`` runs: ``params.seed + i``."""
+    base_seed = load_params(params_file).seed
+    return [base_seed + i for i in range(n)]
+
+
+def run_upstream(root: Path, seed: int, timings: dict) -> dict:
+    """ingest -> train_encoder -> build_codebook in ``root``, timed into ``timings``; stage -> summary."""
+    summaries = {}
+    for stage in UPSTREAM:
+        start = time.perf_counter()
+        summaries[stage] = run_in(root, stage)
+        timings[f"{seed}/{stage}"] = round(time.perf_counter() - start, 1)
+        print(f"[seed {seed}] {stage}: {timings[f'{seed}/{stage}']}s", flush=True)
+    return summaries
+
+
+def run_variants(root: Path, variants: list[str], seed: int, extra: dict, timings: dict):
+    """train_ranker -> evaluate per variant in ``root``; yields (variant, flattened metrics/ranker.json)."""
+    for variant in variants:
+        start = time.perf_counter()
+        # extra (--set) applies here too: an existing --workspace has its own params.yaml
+        stage_overrides = {**extra, "ranker.variant": variant, "seed": seed}
+        run_in(root, "train_ranker", stage_overrides)
+        run_in(root, "evaluate", stage_overrides)
+        timings[f"{seed}/{variant}"] = round(time.perf_counter() - start, 1)
+        metrics = json.loads((root / "metrics" / "ranker.json").read_text())
+        m = metrics["buckets"]["new"]
+        print(f"[seed {seed}] {variant}: overall {metrics['overall']['ctr_auc']}, new {m['ctr_auc']} "
+              f"(oracle {m.get('ctr_oracle_auc')}) in {timings[f'{seed}/{variant}']}s", flush=True)
+        yield variant, flatten(metrics)
+
+
 def summarize(results: dict, metric: str = "ctr_auc", baseline: str | None = None) -> str:
     lines = [f"{metric} mean +- std over seeds (n seeds)"]
     header = f"{'variant':28s}" + "".join(f"{b:>18s}" for b in ("overall", *BUCKETS))
@@ -125,38 +158,22 @@ def main(argv: list[str] | None = None) -> dict:
         key, _, value = item.partition("=")
         extra[key] = yaml.safe_load(value)
     overrides.update(extra)
-    base_seed = load_params(REPO / "params.yaml").seed
 
     results: dict = {v: {} for v in variants}
     timings: dict = {}
     tmp = tempfile.TemporaryDirectory(prefix="compare_variants_") if args.workdir is None else None
     workdir = Path(tmp.name if tmp else args.workdir)
     try:
-        for i in range(args.seeds):
-            seed = base_seed + i
+        # with --workspace: upstream fixed (the workspace's own); the seed varies the ranker only
+        seeds = seed_list(args.seeds, Path(args.workspace).resolve() / "params.yaml" if args.workspace else REPO / "params.yaml")
+        for seed in seeds:
             if args.workspace:
-                # upstream fixed (the workspace's own); the seed varies the ranker only
                 root = Path(args.workspace).resolve()
-                seed = load_params(root / "params.yaml").seed + i
             else:
                 root = make_workspace(workdir / f"seed_{seed}", preset, {**overrides, "seed": seed})
-            for stage in [] if args.workspace else UPSTREAM:
-                start = time.perf_counter()
-                run_in(root, stage)
-                timings[f"{seed}/{stage}"] = round(time.perf_counter() - start, 1)
-                print(f"[seed {seed}] {stage}: {timings[f'{seed}/{stage}']}s", flush=True)
-            for variant in variants:
-                start = time.perf_counter()
-                # --set applies here too: an existing --workspace has its own params.yaml
-                stage_overrides = {**extra, "ranker.variant": variant, "seed": seed}
-                run_in(root, "train_ranker", stage_overrides)
-                run_in(root, "evaluate", stage_overrides)
-                timings[f"{seed}/{variant}"] = round(time.perf_counter() - start, 1)
-                metrics = json.loads((root / "metrics" / "ranker.json").read_text())
-                results[variant][str(seed)] = flatten(metrics)
-                m = metrics["buckets"]["new"]
-                print(f"[seed {seed}] {variant}: overall {metrics['overall']['ctr_auc']}, new {m['ctr_auc']} "
-                      f"(oracle {m.get('ctr_oracle_auc')}) in {timings[f'{seed}/{variant}']}s", flush=True)
+                run_upstream(root, seed, timings)
+            for variant, metrics in run_variants(root, variants, seed, extra, timings):
+                results[variant][str(seed)] = metrics
                 Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     finally:
         if tmp:

@@ -24,6 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 SCALED = ("n_users", "n_initial_items", "new_items_per_day", "impressions_per_day", "n_brands")
 
 
+def scaled_world(cfg, scale: float) -> dict:
+    """The ``SCALED`` sizes of a ``synthetic:`` config multiplied by ``scale`` (each at least 1); days kept."""
+    return {k: max(1, round(getattr(cfg, k) * scale)) for k in SCALED}
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
@@ -32,7 +37,7 @@ def run(preset: str, out: Path, scale: float = 1.0) -> dict:
     params = load_params(REPO / "params.yaml", {"preset": preset})
     cfg = params.synthetic
     if scale != 1.0:
-        cfg = cfg.model_copy(update={k: max(1, round(getattr(cfg, k) * scale)) for k in SCALED})
+        cfg = cfg.model_copy(update=scaled_world(cfg, scale))
     cfg = cfg.model_copy(update={"images": False})
     started = time.perf_counter()
     summary = generate(cfg, params.seed, out / "events", out / "items.parquet", None)

@@ -2,14 +2,17 @@
 
 prepare -> ingest -> validate_logs -> encoder_cadence -+-> train_encoder -> build_codebook -+-> validate_sids
                                                        +-> reuse_encoder -------------------+
-validate_sids -> mark_validated -> train_ranker -> evaluate -> validate_model -> promote
+validate_sids -> mark_validated -+-> train_ranker -> evaluate -+-> validate_model -> promote
+                                 +-> baseline -----------------+
 
 Each stage task calls `saviorrec.stages.run_stage` on the stage module `dvc repro` runs,
 in the run's own folder `<airflow.runs_root>/<logical date>` (params.yaml resolved from the
 repository's params + this run's form). The encoder and codebook are retrained every
 `airflow.encoder_every_days`; other runs reuse the last validated ones (`reuse_encoder`).
+`baseline` trains and scores the plain-content ranker (`baseline.variant`) on the same window;
+validate_model refuses a candidate whose new-item AUC is below it by more than the tolerance.
 A failed gate fails its task without retries, so `promote` (trigger rule all_success) never runs.
-Training tasks go to the `gpu` queue and pool; a retried one resumes from its last checkpoint.
+Training tasks (baseline included) go to the `gpu` queue and pool; a retried one resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -176,13 +179,16 @@ def saviorrec_daily():
     validated = mark_validated(root)
     train_ranker = _stage("train_ranker", **GPU)(root)
     evaluate = _stage("evaluate")(root)
+    baseline = _stage("baseline", **GPU)(root)
     validate_model = _stage("validate_model")(root)
     promote = _stage("promote")(root)
 
     ingest >> validate_logs >> cadence >> [train_encoder, reused]
     train_encoder >> build_codebook >> validate_sids
     reused >> validate_sids
-    validate_sids >> validated >> train_ranker >> evaluate >> validate_model >> promote
+    validate_sids >> validated >> [train_ranker, baseline]
+    train_ranker >> evaluate
+    [evaluate, baseline] >> validate_model >> promote
 
 
 saviorrec_daily()

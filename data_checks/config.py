@@ -65,6 +65,7 @@ class SidChecks(_Strict):
 class ModelChecks(_Strict):
     auc_tolerance: Threshold
     new_auc_tolerance: Threshold
+    baseline_new_auc_tolerance: Threshold  # new-item AUC vs the `baseline:` ranker's on the same events
     calibration_band: RelativeBand
 
 

@@ -1,9 +1,10 @@
-"""Model-promotion suite: sane predictions, calibration, and no AUC regression against production.
+"""Model-promotion suite: sane predictions, calibration, no AUC regression against production, and
+no new-item AUC below the plain-content baseline's.
 
-Both models are judged on the same events with the same code (``evaluate_predictions``, the
-evaluate stage's metrics): the candidate's ``predictions`` and the production bundle re-scored
+Every model is judged on the same events with the same code (``evaluate_predictions``, the
+evaluate stage's metrics): the candidate's ``predictions``, the production bundle re-scored
 on the candidate's evaluation window, so a model evaluated on another day cannot pass by luck
-of the window.
+of the window, and the ``baseline_predictions`` the baseline stage scored on that window.
 """
 
 from __future__ import annotations
@@ -40,7 +41,11 @@ def aucs(df: pd.DataFrame, min_positives: int) -> dict:
             "mean_p_ctr": overall["mean_p_ctr"], "observed_ctr": overall["observed_ctr"]}
 
 
-def summary_frame(candidate: dict, production: dict | None) -> pd.DataFrame:
+def summary_frame(candidate: dict, production: dict | None, baseline: dict | None = None) -> pd.DataFrame:
+    """One row: the candidate's AUCs and calibration, production's and the baseline's AUCs and the deltas.
+
+    ``baseline`` is :func:`aucs` of the baseline ranker plus its ``variant``.
+    """
     row = dict(candidate)
     observed = candidate["observed_ctr"]
     row["calibration_ratio"] = (candidate["mean_p_ctr"] / observed) if observed else np.nan
@@ -48,6 +53,10 @@ def summary_frame(candidate: dict, production: dict | None) -> pd.DataFrame:
         row["production_auc"], row["production_new_auc"] = production["auc"], production["new_auc"]
         row["auc_delta"] = _delta(candidate["auc"], production["auc"])
         row["new_auc_delta"] = _delta(candidate["new_auc"], production["new_auc"])
+    if baseline is not None:
+        row["baseline_variant"] = baseline["variant"]
+        row["baseline_auc"], row["baseline_new_auc"] = baseline["auc"], baseline["new_auc"]
+        row["baseline_new_auc_delta"] = _delta(candidate["new_auc"], baseline["new_auc"])
     return pd.DataFrame([{k: (np.nan if v is None else v) for k, v in row.items()}])
 
 
@@ -57,6 +66,7 @@ def _delta(a, b):
 
 def suites(df: pd.DataFrame, summary: pd.DataFrame, checks: ModelChecks) -> list[Suite]:
     auc_tol, new_tol, cal = checks.auc_tolerance, checks.new_auc_tolerance, checks.calibration_band
+    base_tol = checks.baseline_new_auc_tolerance
     pred_cols = [c for c in ("event_id", "ds", "has_prediction", "p_ctr", "p_ctcvr") if c in df]
     prediction_expectations = [
         gxe.ExpectColumnValuesToBeInSet(
@@ -88,5 +98,24 @@ def suites(df: pd.DataFrame, summary: pd.DataFrame, checks: ModelChecks) -> list
             column="new_auc_delta", min_value=-new_tol.value, severity=new_tol.severity,
             notes="on items first seen in the evaluation window",
             meta={"check": "new_auc_regression", "message": f"new-item CTR AUC below production's by more than {new_tol.value:g}"}))
+    if "baseline_new_auc_delta" in summary and summary["baseline_new_auc_delta"].notna().all():
+        row = summary.iloc[0]
+        # Data Docs show observed values, not the frame: record the AUCs the comparison is made of.
+        for column, what in (("new_auc", "the candidate's new-item CTR AUC"),
+                             ("baseline_new_auc", f"the {row['baseline_variant']} baseline's new-item CTR AUC"),
+                             ("baseline_auc", f"the {row['baseline_variant']} baseline's CTR AUC")):
+            if pd.notna(row[column]):
+                summary_expectations.append(gxe.ExpectColumnMeanToBeBetween(  # one row: the mean is the AUC
+                    column=column, min_value=0, max_value=1, severity="warning",
+                    notes=f"recorded: {what} on the evaluation window",
+                    meta={"check": f"{column}_recorded", "message": f"{what} is not an AUC"}))
+        numbers = (f"new-item CTR AUC {row['new_auc']:.4f} vs the {row['baseline_variant']} baseline's "
+                   f"{row['baseline_new_auc']:.4f}")
+        summary_expectations.append(gxe.ExpectColumnMinToBeBetween(
+            column="baseline_new_auc_delta", min_value=-base_tol.value, severity=base_tol.severity,
+            notes=f"candidate new-item CTR AUC - baseline new-item CTR AUC, same events: {numbers}",
+            meta={"check": "new_auc_vs_baseline",
+                  "message": f"new-item CTR AUC {row['new_auc']:.4f} below the {row['baseline_variant']} baseline's "
+                             f"{row['baseline_new_auc']:.4f} by more than {base_tol.value:g}"}))
     return [Suite("predictions", df[pred_cols], prediction_expectations, ["event_id"]),
             Suite("summary", summary, summary_expectations)]

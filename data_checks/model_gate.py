@@ -1,9 +1,12 @@
-"""validate_model: the candidate ranker against the production model on the same evaluation window.
+"""validate_model: the candidate ranker against the production model and the baseline on the same evaluation window.
 
 Checks predictions (present for every evaluation event, no NaN, inside [0, 1]), calibration (mean
-pCTR vs observed CTR) and, when a production model exists (registry, or ``production_workdir``),
-that overall and new-item CTR AUC are not worse than production's on the same events by more than
-the tolerances. With no production model the comparison is skipped and recorded as a warning.
+pCTR vs observed CTR), that the new-item CTR AUC is not below the plain-content baseline's (the
+baseline stage's ``baseline_predictions``, same events) by more than
+``checks.model.baseline_new_auc_tolerance`` and, when a production model exists (registry, or
+``production_workdir``), that overall and new-item CTR AUC are not worse than production's on the
+same events by more than the tolerances. With no production model the comparison is skipped and
+recorded as a warning, as is the baseline comparison on a window without new-item AUC.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ def _skip(check: str, why: str) -> dict:
 
 
 def validate_model(params: Params, ws: Workspace, production_workdir: str | None = None) -> dict:
-    """The candidate ranker's predictions and calibration, and its AUCs against production's on the same events."""
+    """The candidate ranker's predictions and calibration, and its AUCs against production's and the baseline's on the same events."""
     checks = load_checks(params)
     train_end, eval_end = ws.split()
     if not ws.path("predictions").is_file():
         raise StageError(f"no predictions at {ws.path('predictions')}: run evaluate first")
+    if not ws.path("baseline_predictions").is_file():
+        raise StageError(f"no baseline predictions at {ws.path('baseline_predictions')}: run the baseline stage first")
     days = list_days(ws.path("events"))
     items = read_items(ws.path("items"))
     history = read_events(ws.path("events"), end=train_end) if any(d < train_end for d in days) else None
@@ -35,6 +40,7 @@ def validate_model(params: Params, ws: Workspace, production_workdir: str | None
     df = model_suite.window_frame(ws, events, history, items, read_parquet(ws.path("predictions")), train_end)
     min_pos = params.evaluate.min_positives
     candidate = model_suite.aucs(df, min_pos)
+    baseline = _baseline_aucs(params, ws, events, history, items, train_end, min_pos)
 
     notes, production = [], None
     prod_ws, why = production_workspace(params, ws, production_workdir)
@@ -51,7 +57,22 @@ def validate_model(params: Params, ws: Workspace, production_workdir: str | None
         notes.append(_skip("auc_regression", "overall AUC undefined on this window (no clicks or no non-clicks)"))
     elif production["new_auc"] is None or candidate["new_auc"] is None:
         notes.append(_skip("new_auc_regression", f"new-item AUC undefined on this window ({candidate['new_n']} new-item impressions)"))
-    summary = model_suite.summary_frame(candidate, production)
-    facts = {"train_end": str(train_end), "eval_end": str(eval_end), "candidate": candidate, "production": production}
+    if candidate["new_auc"] is None or baseline["new_auc"] is None:
+        notes.append(_skip("new_auc_vs_baseline", f"comparison with the {baseline['variant']} baseline skipped: new-item AUC "
+                                                  f"undefined on this window ({candidate['new_n']} new-item impressions)"))
+    summary = model_suite.summary_frame(candidate, production, baseline)
+    facts = {"train_end": str(train_end), "eval_end": str(eval_end), "candidate": candidate, "production": production,
+             "baseline": baseline}
     payload = run_gate(ws, "validate_model", model_suite.suites(df, summary, checks.model), str(train_end), notes=notes, facts=facts)
     return {k: payload[k] for k in SUMMARY_KEYS}
+
+
+def _baseline_aucs(params: Params, ws: Workspace, events, history, items, train_end, min_pos: int) -> dict:
+    """The baseline ranker's AUCs on the candidate's events (same frame, same code), with its variant."""
+    path = ws.path("baseline_predictions")
+    df = model_suite.window_frame(ws, events, history, items, read_parquet(path), train_end)
+    unscored = int((~df["has_prediction"]).sum())
+    if unscored:
+        raise StageError(f"baseline predictions at {path} miss {unscored} of {len(df)} events of the evaluation "
+                         f"window [{train_end}, {ws.split()[1]}): rerun the baseline stage on this window")
+    return {"variant": params.baseline.variant, **model_suite.aucs(df, min_pos)}

@@ -5,7 +5,9 @@
 Checks predictions (present for every evaluation event, no NaN, inside [0, 1]), calibration
 (mean pCTR vs observed CTR) and, when a production model exists (registry, or
 ``--production-workdir``), that overall and new-item CTR AUC are not worse than production's
-on the same events by more than the tolerances. With no production model the comparison is
+on the same events by more than the tolerances, and that new-item CTR AUC is not below the
+plain-content baseline's (``paths.baseline_predictions``, written by the baseline stage) by more
+than ``checks.model.baseline_new_auc_tolerance``. With no production model the comparison is
 skipped and recorded as a warning. Writes reports/gates/validate_model.json and Data Docs.
 """
 

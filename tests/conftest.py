@@ -40,7 +40,8 @@ class StageRunner:
         "validate_sids": ["build_codebook"],
         "train_ranker": ["build_codebook"],
         "evaluate": ["train_ranker"],
-        "validate_model": ["evaluate"],
+        "baseline": ["train_encoder"],  # content_frozen reads the plain text features only
+        "validate_model": ["evaluate", "baseline"],
         "promote": ["validate_logs", "validate_sids", "validate_model"],
     }
 

@@ -19,7 +19,7 @@ from saviorrec.config import write_workspace_params
 
 pytestmark = pytest.mark.slow
 
-TRAINING = ("train_encoder", "build_codebook", "train_ranker")
+TRAINING = ("train_encoder", "build_codebook", "train_ranker", "baseline")
 
 
 def _pg_bin(name: str) -> str | None:
@@ -121,7 +121,7 @@ def test_training_tasks_run_on_the_gpu_worker(celery_servers):
     assert final["state"] == "success", {t: ti["state"] for t, ti in tis.items()}
 
     ran = [t for t in TRAINING if tis[t]["state"] == "success"]
-    assert "train_ranker" in ran
+    assert "train_ranker" in ran and "baseline" in ran
     for task_id in TRAINING:
         assert tis[task_id]["queue"] == "gpu" and tis[task_id]["pool"] == "gpu"
     for task_id in ("ingest", "validate_logs", "evaluate", "promote"):

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 
 import pytest
-from bad_inputs import DEFECTS, GATE_LOGS, GATE_MODEL, GATE_SIDS, copy_of, production_pointer, session_base
+from bad_inputs import (
+    DEFECTS,
+    GATE_LOGS,
+    GATE_MODEL,
+    GATE_SIDS,
+    better_baseline_on_new_items,
+    copy_of,
+    edit_day,
+    new_item_events,
+    open_ws,
+    production_pointer,
+    session_base,
+    set_params,
+)
 
 from saviorrec.stages import run_stage
 from saviorrec.workspace import StageError
@@ -74,6 +89,76 @@ def test_defect_fails_its_gate(defect, baseline, tmp_path):
     with pytest.raises(StageError, match=f"refusing to promote: .*{defect.gate}: failed"):
         run_stage("promote", ws)
     assert production_pointer(registry) == before
+
+
+def _data_docs_observed(ws, suite: str) -> dict[str, float]:
+    """column -> observed value, as the newest Data Docs result page of ``validate_model.<suite>`` shows them."""
+    pages = sorted((ws.path("data_docs") / "validations" / GATE_MODEL / suite).glob("*/*/*.html"),
+                   key=lambda p: p.stat().st_mtime)
+    text = re.sub(r"<script.*?</script>|<style.*?</style>", "", pages[-1].read_text(), flags=re.S)
+    text = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)))
+    found = re.findall(r"(\w+) Status Expectation Observed Value .*? \. ≈?(-?[0-9.]+(?:e-?[0-9]+)?)", text)
+    return {column: float(value) for column, value in found}
+
+
+def test_candidate_worse_than_the_baseline_on_new_items_is_refused_with_both_aucs(baseline, tmp_path):
+    base, registry = baseline
+    ws = copy_of(base, tmp_path / "ws")
+    clean = _verdict(ws, GATE_MODEL)["facts"]
+    assert clean["baseline"]["variant"] == "heuristic"
+    assert clean["baseline"]["new_auc"] == pytest.approx(clean["candidate"]["new_auc"])  # same model: delta 0
+    before = production_pointer(registry)
+    better_baseline_on_new_items(ws)
+
+    with pytest.raises(StageError) as failure:
+        run_stage(GATE_MODEL, ws)
+    verdict = _verdict(ws, GATE_MODEL)
+    candidate, reference = verdict["facts"]["candidate"], verdict["facts"]["baseline"]
+    assert candidate == clean["candidate"]  # the candidate did not change; the baseline got better on new items
+    assert reference["new_auc"] > 0.99 > candidate["new_auc"] and reference["new_n"] == candidate["new_n"] > 0
+    tolerance = ws.params.checks["model"]["baseline_new_auc_tolerance"]["value"]
+    gap = reference["new_auc"] - candidate["new_auc"]
+    assert gap > tolerance
+    # refused by this check alone (the production comparisons still pass), both AUCs named
+    assert [f["check"] for f in verdict["critical_failures"]] == ["new_auc_vs_baseline"]
+    message = str(failure.value)
+    expected = (f"new-item CTR AUC {candidate['new_auc']:.4f} below the heuristic baseline's "
+                f"{reference['new_auc']:.4f} by more than {tolerance:g} (observed {-gap:.4g})")
+    assert expected in message, message
+    assert verdict["critical_failures"][0]["message"] in message
+    # both AUCs in the Data Docs result page of the summary suite
+    shown = _data_docs_observed(ws, "summary")
+    assert shown["new_auc"] == pytest.approx(candidate["new_auc"], abs=1e-6)
+    assert shown["baseline_new_auc"] == pytest.approx(reference["new_auc"], abs=1e-6)
+    assert shown["baseline_auc"] == pytest.approx(reference["auc"], abs=1e-6)
+    assert shown["baseline_new_auc_delta"] == pytest.approx(-gap, abs=1e-6)
+    with pytest.raises(StageError, match=f"refusing to promote: .*{GATE_MODEL}: failed"):
+        run_stage("promote", ws)
+    assert production_pointer(registry) == before
+
+    # The tolerance is the boundary: just inside it passes, just outside it fails.
+    set_params(ws.root, **{"checks.model.baseline_new_auc_tolerance.value": gap + 0.001})
+    assert run_stage(GATE_MODEL, open_ws(ws.root))["passed"] is True
+    set_params(ws.root, **{"checks.model.baseline_new_auc_tolerance.value": gap - 0.001})
+    with pytest.raises(StageError, match="below the heuristic baseline's"):
+        run_stage(GATE_MODEL, open_ws(ws.root))
+
+
+def test_model_gate_needs_the_baseline_and_skips_it_without_new_items(baseline, tmp_path):
+    base, _ = baseline
+    ws = copy_of(base, tmp_path / "ws")
+    ws.path("baseline_predictions").unlink()
+    with pytest.raises(StageError, match="no baseline predictions at .*: run the baseline stage first"):
+        run_stage(GATE_MODEL, ws)
+
+    # Without new-item impressions in the window the comparison is a recorded skip.
+    ws = copy_of(base, tmp_path / "ws2")
+    new = set(new_item_events(ws)["event_id"])
+    edit_day(ws, lambda df: df[~df["event_id"].isin(new)])
+    summary = run_stage(GATE_MODEL, ws)
+    assert summary["passed"] is True
+    skipped = [w for w in summary["warnings"] if w["check"] == "new_auc_vs_baseline"]
+    assert skipped and "new-item AUC undefined on this window (0 new-item impressions)" in skipped[0]["message"]
 
 
 def test_cli_names_the_failure_without_a_traceback(baseline, tmp_path, capsys):

@@ -78,7 +78,13 @@ def test_stage_writes_a_unique_sid_for_every_catalog_item(tiny_pipeline):
     assert metrics["unique_fraction"] == 1.0 and metrics["generic"]["unique_fraction"] == 1.0
     assert len(metrics["utilization"]) == 3 and metrics["utilization"][0] >= 0.5
     assert metrics["churn"] is None  # first build
-    assert metrics["hit_at_30"] == json.loads(ws.metrics_file("encoder").read_text())["hit_at_30"]
+    encoder_metrics = json.loads(ws.metrics_file("encoder").read_text())
+    assert metrics["hit_at_30"] == encoder_metrics["hit_at_30"]
+    # the reconstruction is judged on the same pairs as z: warm, cold, future, future_new, beside MiniLM
+    rebuilt = metrics["retrieval_reconstructed"]
+    assert {s: r["pairs"] for s, r in rebuilt.items()} == {s: r["pairs"] for s, r in encoder_metrics["retrieval"].items()}
+    assert rebuilt["cold"]["pairs"] > 0 and rebuilt["cold"]["minilm"] == encoder_metrics["retrieval"]["cold"]["minilm"]
+    assert metrics["hit_at_30_reconstructed"] == rebuilt["warm"]["hit"]
     assert summary["contrastive"] is True and summary["n_pairs"] > 0
     # the saved codebook reproduces the table from the embeddings
     z = io.read_parquet(ws.path("embeddings")).sort_values("item_id")

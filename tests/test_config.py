@@ -84,10 +84,11 @@ def test_workspace_params_from_a_workspace_add_overrides(tmp_path):
 
 def test_files_in_the_earlier_layout_still_load(tmp_path):
     """Run folders and registry bundles written before the overlays moved to params/ carry them
-    inline, and have no ``paths.pairs`` (the pairs were not an output then)."""
+    inline, and have no ``paths.pairs`` (the pairs were not an output then), nor the baseline
+    stage's ``baseline:`` section and paths."""
     raw = yaml.safe_load(PARAMS.read_text())
     raw["preset"] = "tiny"
-    del raw["paths"]["pairs"]
+    del raw["paths"]["pairs"], raw["paths"]["baseline"], raw["paths"]["baseline_predictions"], raw["baseline"]
     raw["presets"] = {name: yaml.safe_load((REPO / "params" / f"{name}.yaml").read_text()) for name in PRESETS}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     assert load_params(tmp_path / "params.yaml") == load_params(PARAMS, {"preset": "tiny"})

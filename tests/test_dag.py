@@ -40,8 +40,9 @@ def test_dag_graph(dag):
     assert down["encoder_cadence"] == {"train_encoder", "reuse_encoder"}
     assert down["train_encoder"] == {"build_codebook"} and down["build_codebook"] == {"validate_sids"}
     assert down["reuse_encoder"] == {"validate_sids"}
-    assert down["validate_sids"] == {"mark_validated"} and down["mark_validated"] == {"train_ranker"}
+    assert down["validate_sids"] == {"mark_validated"} and down["mark_validated"] == {"train_ranker", "baseline"}
     assert down["train_ranker"] == {"evaluate"} and down["evaluate"] == {"validate_model"}
+    assert down["baseline"] == {"validate_model"}  # the model gate compares with the baseline's scores
     assert down["validate_model"] == {"promote"} and down["promote"] == set()
     # promote is reached only through every gate
     assert {"validate_logs", "validate_model"} <= dag.get_task("promote").get_flat_relative_ids(upstream=True)
@@ -59,7 +60,7 @@ def test_dag_schedule_queues_and_retries(dag, base):
     assert (interval.start, interval.end) == (dt.datetime(2024, 3, 5, tzinfo=dt.UTC), dt.datetime(2024, 3, 6, tzinfo=dt.UTC))
     assert dag.catchup is False
     assert dag.max_active_runs == base.airflow.max_active_runs
-    for stage in ("train_encoder", "build_codebook", "train_ranker"):
+    for stage in ("train_encoder", "build_codebook", "train_ranker", "baseline"):
         t = dag.get_task(stage)
         assert (t.queue, t.pool) == (base.airflow.gpu_queue, base.airflow.gpu_pool)
     for stage in ("ingest", "validate_logs", "evaluate", "promote"):
@@ -69,7 +70,7 @@ def test_dag_schedule_queues_and_retries(dag, base):
     assert t.execution_timeout == dt.timedelta(minutes=base.airflow.execution_timeout_minutes)
     joins = dag.get_task("validate_sids").trigger_rule  # after whichever branch ran
     assert str(joins) in ("none_failed_min_one_success", "TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS")
-    for stage in ("train_ranker", "evaluate", "validate_model", "promote"):
+    for stage in ("train_ranker", "evaluate", "baseline", "validate_model", "promote"):
         assert str(dag.get_task(stage).trigger_rule) in ("all_success", "TriggerRule.ALL_SUCCESS")
 
 
@@ -203,7 +204,7 @@ def test_reuse_picks_latest_validated_earlier_run(tmp_path):
 def test_only_retried_training_stages_resume_from_their_last_checkpoint():
     from saviorrec.stages import resume_options
 
-    training = ("train_encoder", "build_codebook", "train_ranker")
+    training = ("train_encoder", "build_codebook", "train_ranker", "baseline")
     for stage in training:
         assert resume_options(stage, 1) == {}  # a fresh try never picks up a stale checkpoint
         assert resume_options(stage, 2) == {"ckpt_path": "last"}

@@ -47,7 +47,7 @@ def test_full_dag_on_tiny_preset_promotes(day1):
     states = _states(day1)
     assert str(day1.state) == "success", states
     for task in ("prepare", "ingest", "validate_logs", "train_encoder", "build_codebook", "validate_sids",
-                 "train_ranker", "evaluate", "validate_model", "promote"):
+                 "train_ranker", "evaluate", "baseline", "validate_model", "promote"):
         assert states[task] == "success", (task, states)
     assert states["reuse_encoder"] == "skipped"
     root = airflow_harness.RUNS / airflow_harness.SEED_DAY
@@ -58,6 +58,9 @@ def test_full_dag_on_tiny_preset_promotes(day1):
     production = _registry().production_workspace()
     assert production is not None
     assert (root / "artifacts" / "ranker" / "config.json").is_file()
+    assert (root / "artifacts" / "baseline" / "config.json").is_file()
+    facts = json.loads((root / "reports" / "gates" / "validate_model.json").read_text())["facts"]
+    assert facts["baseline"]["variant"] == "content_frozen" and facts["baseline"]["new_auc"] is not None
 
 
 def test_failed_gate_stops_promotion_and_cadence_reuses_encoder(dag, day1):
@@ -71,7 +74,7 @@ def test_failed_gate_stops_promotion_and_cadence_reuses_encoder(dag, day1):
     # cadence: encoder_every_days=7, so day 2 reuses day 1's validated encoder and codebook
     assert states["train_encoder"] == "skipped" and states["build_codebook"] == "skipped"
     assert states["reuse_encoder"] == "success" and states["validate_sids"] == "success"
-    assert states["train_ranker"] == "success"
+    assert states["train_ranker"] == "success" and states["baseline"] == "success"
     assert states["validate_model"] == "failed"
     assert _tries(run)["validate_model"] == 1  # a failed gate is not retried
     assert states["promote"] == "upstream_failed"

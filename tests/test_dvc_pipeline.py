@@ -89,9 +89,10 @@ def test_params_are_declared_per_stage():
         # the active preset's overlay as a whole: other presets' overlays are not dependencies
         assert {"preset", "params/${preset}.yaml"} <= _param_names(stages[stage]), stage
     assert [s for s in STAGES if "seed" in _param_names(stages[s])] == [
-        "ingest", "train_encoder", "build_codebook", "train_ranker", "promote"]
-    # Ranker params reach only the ranker stage; codebook params only the codebook and what reads its size.
-    assert [s for s in STAGES if "ranker" in stages[s]["params"]] == ["train_ranker"]
+        "ingest", "train_encoder", "build_codebook", "train_ranker", "baseline", "promote"]
+    # Ranker params reach only the ranker stages (the baseline trains with the same hyperparameters);
+    # codebook params only the codebook and what reads its size.
+    assert [s for s in STAGES if "ranker" in stages[s]["params"]] == ["train_ranker", "baseline"]
     assert [s for s in STAGES if "codebook" in stages[s]["params"]] == ["build_codebook"]
 
 
@@ -225,9 +226,9 @@ def test_dvc_repro_end_to_end(tmp_path, s3_bucket):
     assert "up to date" in _run(repo, env, *dvc, "status")
     assert _ran(_run(repo, env, *dvc, "repro")) == []
 
-    # A ranker param: only the ranker stages and what follows them.
+    # A ranker param: only the ranker stages (the baseline trains with the same hyperparameters) and what follows them.
     exp = _run(repo, env, *dvc, "exp", "run", "-S", "ranker.lr=0.004")
-    assert _ran(exp) == ["train_ranker", "evaluate", "validate_model", "promote"]
+    assert _ran(exp) == ["train_ranker", "evaluate", "baseline", "validate_model", "promote"]
     assert json.loads((repo / "registry/models/saviorrec/production.json").read_text())["version"] == "v2"
     shown = _run(repo, env, *dvc, "metrics", "show", "--json")
     assert "ctr_auc" in shown

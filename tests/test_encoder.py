@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from types import SimpleNamespace
 
@@ -155,6 +156,63 @@ def test_training_is_deterministic_and_pulls_pairs_together():
     assert hit_at_k(ids, z1, held, k=1) > hit_at_k(ids, text, held, k=1)
 
 
+RESIDUAL = SimpleNamespace(**{**vars(CFG), "content_residual": True})
+
+
+def residual_encoder(items: pd.DataFrame, text: np.ndarray) -> ItemEncoder:
+    torch.manual_seed(5)
+    enc = ItemEncoder(encoder_config(RESIDUAL, items))
+    enc.set_text_basis(text)
+    return enc
+
+
+def test_residual_z_starts_as_plain_content_and_scale_zero_is_content():
+    items = catalog(16)
+    rng = np.random.default_rng(0)  # MiniLM vectors in a 6-dim subspace: 8 principal axes keep them whole
+    text = (rng.normal(size=(16, 6)) @ rng.normal(size=(6, 384))).astype(np.float32)
+    enc = residual_encoder(items, text)
+    feats = enc.featurize(items, None, text_vectors=text)
+    content, correction = enc.embed_parts(feats)
+    np.testing.assert_allclose(enc.embed_features(feats), content, atol=1e-6)  # the correction starts at 0
+    assert np.abs(correction).max() == 0
+    # content = MiniLM on its top principal axes: the cosines of the centred MiniLM vectors
+    centred = text - text.mean(0)
+    centred /= np.linalg.norm(centred, axis=1, keepdims=True)
+    np.testing.assert_allclose(content @ content.T, centred @ centred.T, atol=1e-4)
+    with torch.no_grad():
+        enc.fuse[-1].bias.fill_(1.0)
+    np.testing.assert_allclose(enc.embed_features(feats, scale=0.0), content, atol=1e-6)
+    assert not np.allclose(enc.embed_features(feats), content, atol=1e-3)
+
+
+def _select(items: pd.DataFrame, text: np.ndarray, train: np.ndarray, cold: pd.DataFrame, margin: float = 1.0):
+    from saviorrec.models.encoder_selection import ColdSelection
+
+    enc = residual_encoder(items, text)
+    feats = enc.featurize(items, None, text_vectors=text)
+    selection = ColdSelection(feats, items["item_id"].to_numpy(), cold, k=1, scales=[0.0, 0.5, 1.0], margin=margin)
+    fit_encoder(enc, feats, train, np.ones(len(train)), epochs=12, lr=0.02, cfg=RESIDUAL, seed=3, selection=selection)
+    return enc, feats, selection
+
+
+def test_the_correction_is_kept_only_as_far_as_it_finds_cold_items_partners():
+    """Pairs share a brand. Trained on 12 pairs, the correction learns "same brand is close" and
+    finds the 4 cold pairs' partners, which random text cannot: it is kept. When the cold pairs
+    do not share a brand the correction cannot help them, and z stays plain content."""
+    items, text = catalog(32), random_text(32)
+    ids = items["item_id"].to_numpy()
+    train = np.array([[i, i + 4] for i in range(4, 28)] * 2)
+    same_brand = pd.DataFrame({"trigger": ids[[0, 1, 2, 3]], "target": ids[[28, 29, 30, 31]]})
+    enc, feats, selection = _select(items, text, train, same_brand)
+    assert selection.best["scale"] > 0 and selection.best["epoch"] > 0
+    assert hit_at_k(ids, enc.embed_features(feats), same_brand, k=1) > hit_at_k(ids, enc.embed_parts(feats)[0], same_brand, k=1)
+
+    other_brand = pd.DataFrame({"trigger": ids[[0, 1, 2, 3]], "target": ids[[29, 30, 31, 28]]})
+    enc, feats, selection = _select(items, text, train, other_brand)
+    assert selection.best == {"hit": selection.history[0]["cold_hit"], "epoch": 0, "scale": 0.0}
+    np.testing.assert_allclose(enc.embed_features(feats), enc.embed_parts(feats)[0], atol=1e-6)
+
+
 def test_hit_at_k_excludes_the_trigger_and_counts_both_directions():
     vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float32)
     ids = np.array([10, 11, 12, 13])
@@ -182,12 +240,18 @@ def test_stage_writes_z_for_every_item_and_metrics(tiny_pipeline):
     for key in ("n_pairs", "n_holdout_pairs", "hit_at_30", "hit_at_30_minilm", "relative_gain", "epochs", "train_loss", "seconds"):
         assert key in summary
     assert summary["n_holdout_pairs"] > 0 and 0 <= summary["hit_at_30"] <= 1
+    # z beside plain MiniLM on every pair set; the warm one is the headline hit@30
+    retrieval = json.loads(ws.metrics_file("encoder").read_text())["retrieval"]
+    assert set(retrieval) == {"warm", "cold", "future", "future_new"}
+    assert retrieval["warm"]["hit"] == summary["hit_at_30"] and retrieval["cold"]["pairs"] == summary["n_cold_pairs"] > 0
+    assert retrieval["future"]["pairs"] > 0 and all(0 <= r["minilm"] <= 1 for r in retrieval.values() if r["pairs"])
+    assert summary["correction_scale"] in ws.params.encoder.correction_scales
 
 
 def test_stage_writes_the_pairs_it_trained_on_and_its_holdout(tiny_pipeline):
     """build_codebook reads them instead of mining again: the same rows, order and dtypes."""
     from saviorrec.data.contract import EVENT_COLUMNS
-    from saviorrec.data.pairs import mine_pairs, read_pairs, split_holdout
+    from saviorrec.data.pairs import cold_item_ids, mine_pairs, read_pair_splits, split_by_items, split_holdout
 
     summary = tiny_pipeline.run("train_encoder")
     ws = tiny_pipeline.ws
@@ -195,10 +259,15 @@ def test_stage_writes_the_pairs_it_trained_on_and_its_holdout(tiny_pipeline):
     events = io.read_events(ws.path("events"), end=train_end, columns=EVENT_COLUMNS)
     mined = split_holdout(mine_pairs(events, ws.params.pairs, train_end), ws.params.pairs.holdout_fraction,
                           ws.params.seed)
-    train, holdout = read_pairs(ws.path("pairs"))
-    pd.testing.assert_frame_equal(train, mined[0], check_exact=True)
-    pd.testing.assert_frame_equal(holdout, mined[1], check_exact=True)
-    assert (len(train), len(holdout)) == (summary["n_train_pairs"], summary["n_holdout_pairs"])
+    cold = cold_item_ids(io.read_items(ws.path("items")), train_end, ws.params.encoder.cold_item_fraction, ws.params.seed)
+    assert len(cold) == summary["n_cold_items"] > 0
+    splits = read_pair_splits(ws.path("pairs"))
+    pd.testing.assert_frame_equal(splits["train"], split_by_items(mined[0], cold)[0], check_exact=True)
+    pd.testing.assert_frame_equal(splits["holdout"], split_by_items(mined[1], cold)[0], check_exact=True)
+    both_cold = pd.concat([split_by_items(mined[0], cold)[1], split_by_items(mined[1], cold)[1]], ignore_index=True)
+    pd.testing.assert_frame_equal(splits["cold"], both_cold, check_exact=True)
+    assert (len(splits["train"]), len(splits["holdout"]), len(splits["cold"])) == \
+        (summary["n_train_pairs"], summary["n_holdout_pairs"], summary["n_cold_pairs"])
 
 
 def test_warm_start_is_short_and_keeps_z_close(tiny_pipeline, copy_workspace):

@@ -119,3 +119,37 @@ def test_pairs_file_gives_back_the_same_train_and_holdout(tmp_path):
     back_train, back_held = read_pairs(tmp_path / "pairs.parquet")
     pd.testing.assert_frame_equal(back_train, train, check_exact=True)
     assert back_held.empty and back_held.dtypes.equals(held.dtypes)
+
+
+def test_cold_items_are_the_newest_listings_with_seeded_ties():
+    from saviorrec.data.pairs import cold_item_ids
+
+    items = pd.DataFrame({"item_id": range(100, 140),
+                          "first_seen": pd.Timestamp("2024-01-01") + pd.to_timedelta([i // 10 for i in range(40)], unit="D")})
+    cold = cold_item_ids(items, dt.date(2024, 1, 4), 0.2, seed=3)  # 30 listed before the cut: the newest 6
+    assert len(cold) == 6 and set(cold) <= set(range(120, 130))   # all from the last listed day
+    assert (cold == cold_item_ids(items, dt.date(2024, 1, 4), 0.2, seed=3)).all()
+    assert set(cold) != set(cold_item_ids(items, dt.date(2024, 1, 4), 0.2, seed=4))  # ties broken by the seed
+    assert len(cold_item_ids(items, dt.date(2024, 1, 4), 0.0, seed=3)) == 0
+
+
+def test_next_click_pairs_follow_each_users_clicks_in_time_order():
+    from saviorrec.data.pairs import next_click_pairs
+
+    events = log([(1, 10, 0, 1, 0), (1, 11, 0, 0, 0), (1, 12, 1, 1, 0), (1, 12, 2, 1, 0), (1, 13, 3, 1, 0),
+                  (2, 20, 0, 1, 0), (2, 21, 5, 1, 0)])
+    got = list(zip(next_click_pairs(events)["trigger"], next_click_pairs(events)["target"], strict=True))
+    assert got == [(10, 12), (12, 13), (20, 21)]  # no skip (11), no self pair (12 -> 12), no cross-user pair
+
+
+def test_pairs_file_keeps_the_cold_items_pairs_apart(tmp_path):
+    from saviorrec.data.pairs import read_pair_splits, read_pairs, split_by_items, write_pairs
+
+    pairs = mine_pairs(log([(u, i, 0, 1, 0) for u in range(6) for i in (u, u + 1, u + 2)]), cfg())
+    known, cold = split_by_items(pairs, [3])
+    assert len(cold) and not (known["trigger"].eq(3) | known["target"].eq(3)).any()
+    assert (cold["trigger"].eq(3) | cold["target"].eq(3)).all()
+    write_pairs(known, known.iloc[:0], tmp_path / "pairs.parquet", cold=cold)
+    splits = read_pair_splits(tmp_path / "pairs.parquet")
+    pd.testing.assert_frame_equal(splits["cold"], cold, check_exact=True)
+    pd.testing.assert_frame_equal(read_pairs(tmp_path / "pairs.parquet")[0], known, check_exact=True)

@@ -25,12 +25,13 @@ STAGES: dict[str, str] = {
     "validate_sids": "Gate on SID coverage, collisions, utilization and churn.",
     "train_ranker": "Train the CTR/CTCVR ranker (MBA + bi-directional attention) with Lightning.",
     "evaluate": "AUC/GAUC/log loss overall and per item bucket on the evaluation window.",
-    "validate_model": "Gate the new ranker against the production model on the same window.",
+    "baseline": "Train and score the plain-content baseline ranker (baseline.variant, default content_frozen) on the evaluation window.",
+    "validate_model": "Gate the new ranker against the production model and the baseline on the same window.",
     "promote": "Register the bundle and move the production pointer (only after every gate).",
 }
 
 # Training stages keep Lightning's per-epoch ``last.ckpt``; a retry resumes from it.
-RESUMABLE = ("train_encoder", "build_codebook", "train_ranker")
+RESUMABLE = ("train_encoder", "build_codebook", "train_ranker", "baseline")
 
 
 def stage_module(name: str) -> ModuleType:

@@ -1,7 +1,8 @@
 """A corpus of bad inputs for the data-quality gates, each built from a clean tiny workspace.
 
 ``build_base`` turns a tiny ingested workspace into one every gate passes: the heuristic
-ranker (a real, non-neural model) trained and evaluated, hand-made embeddings and semantic
+ranker (a real, non-neural model) trained and evaluated, the same heuristic as the baseline
+stage's ranker (so the baseline comparison passes with a delta of 0), hand-made embeddings and semantic
 IDs (the encoder and codebook stages are not needed to test the gates), and that model
 published and promoted in a local registry, so a production model exists to compare with.
 Each ``Defect`` then breaks a copy of it the way data arrives broken: Parquet written directly
@@ -62,7 +63,7 @@ def build_base(ingested: Path, dst: Path, registry: Path) -> Path:
     from saviorrec.storage.registry import open_registry
 
     shutil.copytree(ingested, dst, ignore=shutil.ignore_patterns(".cache", "reports", "registry", "artifacts", "metrics"))
-    set_params(dst, **{"ranker.variant": "heuristic", "registry.uri": str(registry)})
+    set_params(dst, **{"ranker.variant": "heuristic", "baseline.variant": "heuristic", "registry.uri": str(registry)})
     ws = open_ws(dst)
     ws.path("sids").parent.mkdir(parents=True, exist_ok=True)
     write_semantic_tables(ws)
@@ -71,6 +72,7 @@ def build_base(ingested: Path, dst: Path, registry: Path) -> Path:
         (ws.path(name) / "config.json").write_text(json.dumps({"note": "not trained: heuristic-ranker test bundle"}))
     run_stage("train_ranker", ws)
     run_stage("evaluate", ws)
+    run_stage("baseline", ws)
     registry_api = open_registry(ws.params, root=ws.root)
     registry_api.promote(registry_api.publish(ws, notes="bad-input corpus baseline"))
     return dst
@@ -193,6 +195,30 @@ def _miscalibrated(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(p_ctr=(df["p_ctr"] * 3).clip(upper=1.0))
 
 
+def new_item_events(ws) -> pd.DataFrame:
+    """The evaluation day's impressions of items first seen that day (the `new` bucket), with their clicks."""
+    day = last_day(ws)
+    items = pq.read_table(ws.path("items")).to_pandas()
+    new_ids = items.loc[pd.to_datetime(items["first_seen"]) >= pd.Timestamp(day), "item_id"]
+    events = read_day(ws, day)
+    return events.loc[events["item_id"].isin(new_ids), ["event_id", "click"]]
+
+
+def better_baseline_on_new_items(ws) -> None:
+    """The baseline's scores on new items become near perfect (clicks first); the candidate's are
+    untouched: the candidate is now worse than the baseline on new items, and only there."""
+    new = new_item_events(ws)
+    assert len(new) and 0 < new["click"].sum() < len(new), "the evaluation day needs new items with and without clicks"
+    noise = np.random.default_rng(0).uniform(0.0, 0.01, len(new))
+    perfect = pd.Series(0.05 + 0.9 * new["click"].to_numpy() + noise, index=new["event_id"].to_numpy())
+
+    def edit(df: pd.DataFrame) -> pd.DataFrame:
+        p_ctr = df["event_id"].map(perfect).fillna(df["p_ctr"])
+        return df.assign(p_ctr=p_ctr, p_ctcvr=np.minimum(df["p_ctcvr"], p_ctr))
+
+    edit_table(ws.path("baseline_predictions"), edit)
+
+
 @dataclass(frozen=True)
 class Defect:
     name: str
@@ -232,6 +258,8 @@ DEFECTS = [
            lambda ws: edit_table(ws.path("predictions"), _nan_predictions)),
     Defect("miscalibrated_model", GATE_MODEL, "calibration", "mean pCTR off the observed CTR",
            lambda ws: edit_table(ws.path("predictions"), _miscalibrated)),
+    Defect("below_baseline_on_new_items", GATE_MODEL, "new_auc_vs_baseline", "below the heuristic baseline's",
+           better_baseline_on_new_items),
 ]
 
 

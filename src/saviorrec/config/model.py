@@ -30,6 +30,9 @@ class Paths(Section):
     sids_generic: str
     ranker: str
     predictions: str
+    # run folders and registry bundles written before the baseline stage lack these keys
+    baseline: str = "artifacts/baseline"
+    baseline_predictions: str = "artifacts/baseline_predictions.parquet"
     metrics: str
     plots: str
     reports: str
@@ -76,6 +79,23 @@ class Synthetic(Section):
 class MovieLens(Section):
     click_min_rating: float
     conversion_rating: float
+    # Subsetting (saviorrec.data.movielens): null / full = the whole folder, as before.
+    since: dt.date | None = None
+    until: dt.date | None = None
+    max_users: int | None = Field(default=None, ge=2)
+    max_items: int | None = Field(default=None, ge=2)
+    content: Literal["full", "title_genres"] = "full"
+
+    @model_validator(mode="after")
+    def _period(self) -> MovieLens:
+        if self.since and self.until and self.until <= self.since:
+            raise ValueError(f"until ({self.until}) must be after since ({self.since})")
+        return self
+
+    @property
+    def subsets(self) -> bool:
+        """True when any option drops ratings, tags, users or items."""
+        return any(v is not None for v in (self.since, self.until, self.max_users, self.max_items))
 
 
 class Pairs(Section):
@@ -109,6 +129,12 @@ class Encoder(Section):
     warm_start_epochs: int = Field(ge=1)
     warm_start_lr: float = Field(gt=0.0)
     anchor_weight: float = Field(default=0.0, ge=0.0)
+    pairs_per_item: float = Field(default=8.0, gt=0.0)
+    content_residual: bool = True
+    cold_item_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    correction_scales: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0], min_length=1)
+    patience: int | None = Field(default=3, ge=1)
+    selection_margin: float = Field(default=1.0, ge=0.0)
 
 
 class Codebook(Section):
@@ -160,6 +186,17 @@ class Ranker(Section):
     text_clusters: int = Field(default=0, ge=0)
 
 
+# Baselines that read no encoder or codebook output (dvc.yaml's `baseline` stage declares only
+# the events, items and plain text features): the plain-content ranker, IDs only, the heuristic.
+BaselineVariant = Literal["content_frozen", "id_only", "heuristic"]
+
+
+class Baseline(Section):
+    """The cheap ranker every run scores beside the candidate; validate_model compares new-item AUCs."""
+
+    variant: BaselineVariant = "content_frozen"
+
+
 class Evaluate(Section):
     young_days: int = Field(ge=1)
     long_tail_max_impressions: int = Field(ge=1)
@@ -201,6 +238,7 @@ class Params(Section):
     encoder: Encoder
     codebook: Codebook
     ranker: Ranker
+    baseline: Baseline = Baseline()  # absent from run folders and bundles older than the baseline stage
     evaluate: Evaluate
     # Gate thresholds are validated by data_checks (each check knows its own shape).
     checks: dict[str, dict[str, dict[str, Any]]]

@@ -64,10 +64,10 @@ def _ingest_movielens(params: Params, source: str, events: Path, items: Path) ->
     if str(source).startswith("s3://"):
         raise StageError("the MovieLens source reads a local CSV folder; sync it from S3 first")
     cutoff = _tags_cutoff(params)
-    data = load_movielens(source, params.movielens, tags_before=cutoff)
+    data = load_movielens(source, params.movielens, tags_before=cutoff, seed=params.seed)
     if cutoff is None:  # last day evaluated: tags must predate it
         last_day = data.events["ts"].max().date()
-        data = load_movielens(source, params.movielens, tags_before=last_day)
+        data = load_movielens(source, params.movielens, tags_before=last_day, seed=params.seed)
     validate_items(data.items)
     validate_events(data.events, data.items)
     io.write_items(data.items, items)

@@ -2,6 +2,7 @@
 
 For each held-out (trigger, target): rank every catalog item except the trigger by cosine
 similarity to the trigger; a hit when the target is in the top k. Exact search with faiss.
+:func:`retrieval_report` gives it per pair set (warm, cold, future, future-new) beside plain MiniLM.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import faiss
 import numpy as np
 import pandas as pd
+
+from saviorrec.metrics.retrieval_sets import RetrievalSets
 
 
 def hit_at_k(
@@ -23,6 +26,20 @@ def hit_at_k(
     ``both_directions``: pairs are unordered (trigger < target), so each is asked both ways
     (a -> b and b -> a) and the two hits averaged. None when there are no usable pairs.
     """
+    hits = hits_at_k(item_ids, vectors, pairs, k, both_directions)
+    return float(hits.mean()) if len(hits) else None
+
+
+def hits_at_k(
+    item_ids: np.ndarray,
+    vectors: np.ndarray,
+    pairs: pd.DataFrame,
+    k: int = 30,
+    both_directions: bool = True,
+) -> np.ndarray:
+    """bool per usable query (pairs whose items are in the catalog; both directions first
+    a -> b, then b -> a): is the target among the trigger's top k? Same query order for any
+    ``vectors``, so two item representations can be compared query by query."""
     item_ids = np.asarray(item_ids, np.int64)
     index_of = pd.Series(np.arange(len(item_ids)), index=item_ids)
     queries = pairs[["trigger", "target"]].to_numpy(np.int64)
@@ -31,7 +48,7 @@ def hit_at_k(
     known = np.isin(queries, item_ids).all(axis=1)
     queries = queries[known]
     if len(queries) == 0:
-        return None
+        return np.zeros(0, bool)
     x = np.ascontiguousarray(vectors, dtype=np.float32).copy()
     faiss.normalize_L2(x)
     index = faiss.IndexFlatIP(x.shape[1])
@@ -46,4 +63,18 @@ def hit_at_k(
     not_self = neighbours != trig[:, None]
     rank = np.cumsum(not_self, axis=1)
     in_top = not_self & (rank <= k) & (neighbours == targ[:, None])
-    return float(in_top.any(axis=1).mean())
+    return in_top.any(axis=1)
+
+
+def retrieval_report(item_ids: np.ndarray, vectors: np.ndarray, reference: np.ndarray, sets: RetrievalSets,
+                     k: int) -> dict[str, dict]:
+    """{set: {pairs, hit, minilm, ratio}}: hit@k of ``vectors`` beside the plain-content ``reference``
+    on the same pairs (ratio None when either is undefined or the reference scores 0)."""
+    report = {}
+    for name, pairs in sets.items().items():
+        both = name not in RetrievalSets.ORDERED
+        hit = hit_at_k(item_ids, vectors, pairs, k, both_directions=both)
+        ref = hit_at_k(item_ids, reference, pairs, k, both_directions=both)
+        report[name] = {"pairs": int(len(pairs)), "hit": hit, "minilm": ref,
+                        "ratio": hit / ref if hit is not None and ref else None}
+    return report

@@ -2,8 +2,9 @@
 
 Reads z (behavior-aware embeddings), the plain MiniLM text features, the behavior pairs
 train_encoder trained on and held out (``paths.pairs``: contrastive term between reconstructed
-trigger and target, hit@k of the reconstruction), the encoder metrics (hit@30) and the previous
-codebook (warm start unless codebook.full_rebuild). Writes codebook/ (behavior model, generic/
+trigger and target), the encoder metrics (hit@30) and the previous codebook (warm start unless
+codebook.full_rebuild). The reconstruction of each space is scored like z itself: hit@k beside
+plain MiniLM on the warm, cold, future and future-new pairs (``retrieval_reconstructed``). Writes codebook/ (behavior model, generic/
 model, SID snapshots for churn), sids, sids_generic and metrics/codebook.json.
 
 Choices: a codebook larger than the catalog (codebook_size > items) is an error naming both
@@ -35,10 +36,11 @@ import pandas as pd
 
 from saviorrec.config import Params
 from saviorrec.data import io
-from saviorrec.data.pairs import read_pairs
+from saviorrec.data.pairs import read_pair_splits
 from saviorrec.data.vectors import require_finite
 from saviorrec.metrics.codebook import codebook_report
-from saviorrec.metrics.retrieval import hit_at_k
+from saviorrec.metrics.retrieval import retrieval_report
+from saviorrec.metrics.retrieval_sets import RetrievalSets, retrieval_sets
 from saviorrec.models.checkpoints import last_checkpoint, prepare_checkpoints, staged_output
 from saviorrec.models.codebook import MODEL_FILE, Codebook, load_codebook
 from saviorrec.models.rqvae import RQVAEConfig
@@ -64,12 +66,12 @@ def load_vectors(path: Path, item_ids: np.ndarray, what: str) -> np.ndarray:
     return require_finite(vectors, item_ids, f"{what} at {path}", error=StageError)
 
 
-def load_pairs(ws: Workspace) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train pairs, held-out pairs) exactly as train_encoder used them."""
+def load_pairs(ws: Workspace) -> dict[str, pd.DataFrame]:
+    """{"train", "holdout", "cold"} pairs exactly as train_encoder split them."""
     path = ws.path("pairs")
     if not path.exists():
         raise StageError(f"behavior pairs not found at {path}: run train_encoder first")
-    return read_pairs(path)
+    return read_pair_splits(path)
 
 
 def pair_rows(pairs: pd.DataFrame, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -87,7 +89,7 @@ def pair_rows(pairs: pd.DataFrame, item_ids: np.ndarray) -> tuple[np.ndarray, np
 
 
 def build_space(x: np.ndarray, item_ids: np.ndarray, params: Params, directory: Path, seed: int,
-                pairs, contrastive: bool, holdout: pd.DataFrame | None = None, out_dir: Path | None = None,
+                pairs, contrastive: bool, retrieval: tuple[RetrievalSets, np.ndarray] | None = None, out_dir: Path | None = None,
                 checkpoint_dir: Path | None = None, resume: bool = False) -> tuple[pd.DataFrame, dict]:
     """Fit (or warm-start from ``directory``) one codebook on x, assign SIDs, save the model +
     snapshot to ``out_dir`` (default ``directory``), report. ``resume`` continues from
@@ -125,9 +127,11 @@ def build_space(x: np.ndarray, item_ids: np.ndarray, params: Params, directory: 
     sids = sid_table(item_ids, codes, previous)
     reconstructed = codebook.reconstruct(codes)
     report = codebook_report(x, codes, reconstructed, sids, config.codebook_size, previous)
-    if holdout is not None and len(holdout):  # is the quantized space still behavior-aligned?
+    if retrieval is not None:  # is the quantized space still behavior-aligned, for known and unseen items?
         k = params.encoder.hit_k
-        report[f"hit_at_{k}_reconstructed"] = hit_at_k(item_ids, reconstructed, holdout, k)
+        sets, reference = retrieval
+        report["retrieval_reconstructed"] = retrieval_report(item_ids, reconstructed, reference, sets, k)
+        report[f"hit_at_{k}_reconstructed"] = report["retrieval_reconstructed"]["warm"]["hit"]
     if prev is not None:  # how much churn stickiness saved: the greedy codes' churn
         report["churn_codes_greedy"] = codebook_report(
             x, greedy, codebook.reconstruct(greedy), sid_table(item_ids, greedy, previous),
@@ -162,17 +166,18 @@ def build_codebook(params: Params, ws: Workspace, ckpt_path: str | Path | None =
     z = load_vectors(ws.path("embeddings"), item_ids, "embeddings")
     text = load_vectors(ws.path("text_features"), item_ids, "text_features")
 
-    train_pairs, holdout = load_pairs(ws)
-    pairs = pair_rows(train_pairs, item_ids)
+    splits = load_pairs(ws)
+    pairs = pair_rows(splits["train"], item_ids)
+    sets = retrieval_sets(ws, items, splits["holdout"], splits["cold"])
     if pairs is None and params.codebook.contrastive_weight > 0:
         log.warning("no behavior pairs before train_end: contrastive term off, reconstruction only")
 
     with staged_output(directory) as staging:
         sids, behavior = build_space(z, item_ids, params, directory, params.seed + 3, pairs, contrastive=True,
-                                     holdout=holdout, out_dir=staging, checkpoint_dir=checkpoints / "behavior",
+                                     retrieval=(sets, text), out_dir=staging, checkpoint_dir=checkpoints / "behavior",
                                      resume=resume)
         sids_generic, generic = build_space(text, item_ids, params, directory / "generic", params.seed + 4, None,
-                                            contrastive=False, holdout=holdout, out_dir=staging / "generic",
+                                            contrastive=False, retrieval=(sets, text), out_dir=staging / "generic",
                                             checkpoint_dir=checkpoints / "generic", resume=resume)
     io.write_parquet(sids, ws.path("sids"))
     io.write_parquet(sids_generic, ws.path("sids_generic"))

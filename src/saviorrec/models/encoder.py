@@ -68,12 +68,15 @@ def encoder_config(cfg, items: pd.DataFrame, previous: dict[str, Any] | None = N
         "hidden_dim": cfg.hidden_dim,
         "embedding_dim": cfg.embedding_dim,
         "dropout": cfg.dropout,
+        # z = content + scale * behavior correction (see ItemEncoder); false: the paper's plain fusion
+        "content_residual": bool(getattr(cfg, "content_residual", False)),
     }
 
 
 def compatible(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Can ``new`` start from weights saved with ``old``? (same architecture; vocabularies may grow)."""
-    keys = ["format_version", "text_model", "text_dim", "image_backbone", "image_size", "attribute_dim", "hidden_dim", "embedding_dim"]
+    keys = ["format_version", "text_model", "text_dim", "image_backbone", "image_size", "attribute_dim", "hidden_dim",
+            "embedding_dim", "content_residual"]
     return all(old.get(k) == new.get(k) for k in keys) and all(
         new["vocabularies"].get(col, [])[: len(vals)] == vals for col, vals in old.get("vocabularies", {}).items()
     )
@@ -94,15 +97,58 @@ class ItemEncoder(nn.Module):
             nn.Linear(hidden, config["embedding_dim"]),
         )
         self._backbone: BackboneFeatures | None = None
+        self.content_residual = bool(config.get("content_residual", False))
+        if self.content_residual:
+            # z = normalize(content + scale * correction). content: the MiniLM vector on its top
+            # principal axes (as good as the full vector for nearest neighbours, measured in
+            # docs/method.md); correction: the fusion network, starting at zero. ``scale`` is
+            # chosen after training on items the encoder never saw (0 = plain content).
+            self.register_buffer("text_mean", torch.zeros(config["text_dim"]))
+            self.register_buffer("text_basis", torch.zeros(config["text_dim"], config["embedding_dim"]))
+            self.register_buffer("correction_scale", torch.ones(()))
+            nn.init.zeros_(self.fuse[-1].weight)
+            nn.init.zeros_(self.fuse[-1].bias)
 
-    # ---- network -------------------------------------------------------------------------
-    def forward(self, feats: EncoderInputs) -> torch.Tensor:
+    def set_text_basis(self, text: np.ndarray, max_rows: int = 50_000) -> None:
+        """The content part's projection: the top principal axes of the catalog's MiniLM vectors
+        (eigenvectors of their covariance, signs fixed). Computed on one thread from at most
+        ``max_rows`` evenly spaced rows, so the same catalog gives the same basis, bit for bit,
+        on any machine setting and in about a second at any catalog size."""
+        rows = np.unique(np.linspace(0, len(text) - 1, min(len(text), max_rows)).astype(np.int64))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # a multi-threaded reduction changes the last bits, and eigh amplifies them
+        try:
+            x = torch.as_tensor(np.asarray(text, np.float64)[rows])
+            mean = x.mean(0)
+            cov = (x - mean).T @ (x - mean) / max(len(x) - 1, 1)
+            _, vectors = torch.linalg.eigh(cov)
+        finally:
+            torch.set_num_threads(threads)
+        basis = vectors[:, -self.config["embedding_dim"]:].flip(1)
+        signs = torch.sign(basis.gather(0, basis.abs().argmax(0, keepdim=True)))
+        self.text_mean.copy_(mean.float())
+        self.text_basis.copy_((basis * signs).float())
+
+    def content(self, text: torch.Tensor) -> torch.Tensor:
+        """The plain-content part of z: unit-length MiniLM vector on the principal axes."""
+        return F.normalize((text - self.text_mean) @ self.text_basis, dim=1)
+
+    def correction(self, feats: EncoderInputs) -> torch.Tensor:
         parts = [
             self.text(feats.text),
             self.image_norm(self.image(feats.pixels, feats.has_image)),
             self.attributes(feats.attributes),
         ]
-        return F.normalize(self.fuse(torch.cat(parts, dim=1)), dim=1)
+        return self.fuse(torch.cat(parts, dim=1))
+
+    # ---- network -------------------------------------------------------------------------
+    def forward(self, feats: EncoderInputs, scale: float | torch.Tensor | None = None) -> torch.Tensor:
+        """L2-normalised z; ``scale`` overrides the correction scale (training uses 1)."""
+        correction = self.correction(feats)
+        if not self.content_residual:
+            return F.normalize(correction, dim=1)
+        scale = self.correction_scale if scale is None else scale
+        return F.normalize(self.content(feats.text) + scale * correction, dim=1)
 
     # ---- content -> features -------------------------------------------------------------
     def featurize(
@@ -134,16 +180,31 @@ class ItemEncoder(nn.Module):
                          [torch.zeros(0, self.config["backbone_features"])])
 
     @torch.no_grad()
-    def embed_features(self, feats: EncoderInputs, batch_size: int = 4096) -> np.ndarray:
+    def embed_features(self, feats: EncoderInputs, batch_size: int = 4096, scale: float | None = None) -> np.ndarray:
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
         out = [
-            self(feats.take(torch.arange(i, min(i + batch_size, len(feats)))).to(device)).float().cpu()
+            self(feats.take(torch.arange(i, min(i + batch_size, len(feats)))).to(device), scale).float().cpu()
             for i in range(0, len(feats), batch_size)
         ]
         self.train(was_training)
         return torch.cat(out).numpy() if out else np.zeros((0, self.config["embedding_dim"]), np.float32)
+
+    @torch.no_grad()
+    def embed_parts(self, feats: EncoderInputs, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """(content, correction) of a residual encoder, each float32[N, embedding_dim], unscaled:
+        z at any scale s is normalize(content + s * correction)."""
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        contents, corrections = [], []
+        for i in range(0, len(feats), batch_size):
+            part = feats.take(torch.arange(i, min(i + batch_size, len(feats)))).to(device)
+            contents.append(self.content(part.text).float().cpu())
+            corrections.append(self.correction(part).float().cpu())
+        self.train(was_training)
+        return torch.cat(contents).numpy(), torch.cat(corrections).numpy()
 
     def embed(
         self,

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from saviorrec.models.checkpoints import EpochSeededSampler, training_callbacks
 from saviorrec.models.encoder import EncoderInputs, ItemEncoder
+from saviorrec.models.encoder_selection import ColdSelection
 from saviorrec.models.info_nce import info_nce
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,10 @@ class PairDataModule(L.LightningDataModule):
 
 class ContrastiveEncoder(L.LightningModule):
     def __init__(self, encoder: ItemEncoder, features: EncoderInputs, temperature: float, lr: float, weight_decay: float,
-                 seed: int = 0, anchor: np.ndarray | None = None, anchor_weight: float = 0.0):
+                 seed: int = 0, anchor: np.ndarray | None = None, anchor_weight: float = 0.0,
+                 train_scale: float | None = 1.0):
         super().__init__()
+        self.train_scale = train_scale
         self.encoder = encoder
         self.temperature = temperature
         self.lr = lr
@@ -84,7 +87,7 @@ class ContrastiveEncoder(L.LightningModule):
         if p > 0:  # hide some attribute values so the "unknown" row learns what a new value means
             attributes = attributes.masked_fill(torch.rand(attributes.shape, device=attributes.device) < p, 0)
         feats = EncoderInputs(self.f_text[rows], self.f_pixels[rows], self.f_has_image[rows], attributes)
-        return self.encoder(feats)
+        return self.encoder(feats, scale=self.train_scale)
 
     def training_step(self, batch, batch_idx):
         (pairs,) = batch
@@ -141,6 +144,9 @@ def fit_encoder(
     checkpoint_dir: str | Path | None = None,
     ckpt_path: str | Path | None = None,
     callbacks: Sequence[L.Callback] = (),
+    selection: ColdSelection | None = None,
+    pairs_per_epoch: int | None = None,
+    train_scale: float | None = 1.0,
 ) -> ContrastiveEncoder:
     """Train ``encoder`` in place; returns the training module: ``.epoch_losses`` (the mean
     training loss of each epoch), ``.resumed_from`` (the checkpoint file used, or None).
@@ -148,14 +154,18 @@ def fit_encoder(
     ``anchor`` (float[N, d], NaN rows = none) with ``anchor_weight`` > 0 keeps z near it.
     ``checkpoint_dir`` gets Lightning's ``last.ckpt`` after every epoch; ``ckpt_path`` resumes
     from one (its epochs are not run again); "last" finds it in ``checkpoint_dir`` and starts
-    fresh when there is none.
+    fresh when there is none. ``pairs_per_epoch``: pairs drawn per epoch (None: as many as given).
+    ``train_scale``: the correction scale of a residual encoder while it trains (1: a fresh
+    encoder, shrunk afterwards by ``selection``; None: the encoder's own, as a warm start keeps it).
+    ``selection`` scores every epoch on cold items, may stop early, and its best (epoch,
+    correction scale) is what ``encoder`` holds on return.
     """
     # deterministic cuBLAS on a GPU needs a fixed workspace (no effect on CPU)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     L.seed_everything(seed, workers=True, verbose=False)
     module = ContrastiveEncoder(encoder, features, cfg.temperature, lr, cfg.weight_decay, seed=seed,
-                                anchor=anchor, anchor_weight=anchor_weight)
-    data = PairDataModule(pairs, weights, cfg.batch_size, seed, getattr(cfg, "pairs_per_epoch", None))
+                                anchor=anchor, anchor_weight=anchor_weight, train_scale=train_scale)
+    data = PairDataModule(pairs, weights, cfg.batch_size, seed, pairs_per_epoch)
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator="auto",
@@ -163,11 +173,13 @@ def fit_encoder(
         deterministic=True,
         logger=False,
         enable_checkpointing=checkpoint_dir is not None,
-        callbacks=training_callbacks(checkpoint_dir, callbacks),
+        callbacks=training_callbacks(checkpoint_dir, [*callbacks, *([selection] if selection else [])]),
         enable_progress_bar=False,
         enable_model_summary=False,
     )
     trainer.fit(module, datamodule=data, ckpt_path=str(ckpt_path) if ckpt_path else None)
     module.resumed_from = str(trainer.ckpt_path) if trainer.ckpt_path else None
     encoder.cpu().eval()
+    if selection is not None:
+        selection.restore(encoder)
     return module
