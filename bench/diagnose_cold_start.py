@@ -8,8 +8,8 @@
     .venv/bin/python bench/diagnose_cold_start.py --workspace /tmp/sr/ml/seed_20250801 --random-cold
     .venv/bin/python bench/diagnose_cold_start.py --workspace /tmp/sr/ml/seed_20250801 --plain   # the paper's z
 
-Trains the workspace's encoder again in this process, exactly as train_encoder does (same pairs,
-cold items, budget and seed), without choosing: after every epoch it prints hit@30 of z at each
+Trains the workspace's encoder again in this process, as train_encoder does (the same library
+calls for pairs, cold items, budget and seed), without choosing: after every epoch it prints hit@30 of z at each
 correction scale on the four pair sets of metrics/encoder.json (warm, cold, future, future_new),
 beside plain MiniLM and its principal-axes projection (the content part of z). Nothing in the
 workspace is written. ``--random-cold`` holds out a seeded random share of items instead of the
@@ -33,7 +33,13 @@ sys.path.insert(0, str(REPO))
 
 from saviorrec.data import io  # noqa: E402
 from saviorrec.data.contract import EVENT_COLUMNS  # noqa: E402
-from saviorrec.data.pairs import cold_item_ids, mine_pairs, split_by_items, split_holdout  # noqa: E402
+from saviorrec.data.pairs import (  # noqa: E402
+    encoder_pair_splits,
+    listed_before,
+    mine_pairs,
+    split_by_items,
+    split_holdout,
+)
 from saviorrec.data.vectors import vectors_array  # noqa: E402
 from saviorrec.metrics.retrieval import retrieval_report  # noqa: E402
 from saviorrec.metrics.retrieval_sets import retrieval_sets  # noqa: E402
@@ -70,25 +76,28 @@ def main() -> None:
         sys.exit(f"{ws.path('text_features')} does not cover the catalog: run train_encoder in {ws.root} first")
 
     events = io.read_events(ws.path("events"), end=train_end, columns=EVENT_COLUMNS)
-    mined_train, mined_holdout = split_holdout(mine_pairs(events, params.pairs, train_end), params.pairs.holdout_fraction,
-                                               params.seed)
-    if args.random_cold:
-        cold = ids[np.random.default_rng(params.seed).random(len(ids)) < cfg.cold_item_fraction]
-    else:
-        cold = cold_item_ids(items, train_end, cfg.cold_item_fraction, params.seed)
-    train, train_cold = split_by_items(mined_train, cold)
-    holdout, holdout_cold = split_by_items(mined_holdout, cold)
-    sets = retrieval_sets(ws, items, holdout, pd.concat([train_cold, holdout_cold], ignore_index=True))
+    pairs = mine_pairs(events, params.pairs, train_end)
+    splits = encoder_pair_splits(pairs, items, train_end, params.pairs.holdout_fraction, cfg.cold_item_fraction,
+                                 params.seed)
+    cold = splits["cold_ids"]
+    if args.random_cold:  # the same share of items, drawn at random among the listed ones
+        is_listed = listed_before(items, train_end)
+        cold = ids[is_listed & (np.random.default_rng(params.seed).random(len(ids)) < cfg.cold_item_fraction)]
+        mined_train, mined_holdout = split_holdout(pairs, params.pairs.holdout_fraction, params.seed)
+        (train, train_cold), (holdout, holdout_cold) = split_by_items(mined_train, cold), split_by_items(mined_holdout, cold)
+        splits = {"train": train, "holdout": holdout, "cold": pd.concat([train_cold, holdout_cold], ignore_index=True)}
+    train = splits["train"]
+    sets = retrieval_sets(ws, items, splits["holdout"], splits["cold"])
     k = cfg.hit_k
     print(f"{ws.root}: {len(ids)} items, {len(cold)} cold ({'random' if args.random_cold else 'newest'}), "
           f"{len(train)} training pairs; pairs per set: " + ", ".join(f"{s} {len(p)}" for s, p in sets.items().items()))
     print(f"hit@{k}{'':17s}" + "".join(f"{s:>12s}" for s in SETS))
 
     L.seed_everything(params.seed, verbose=False)
-    listed = items.loc[items["first_seen"] < pd.Timestamp(train_end)]
-    encoder = ItemEncoder(encoder_config(cfg, listed))
+    is_listed = listed_before(items, train_end)
+    encoder = ItemEncoder(encoder_config(cfg, items.loc[is_listed]))
     if encoder.content_residual:
-        encoder.set_text_basis(text[items["first_seen"].to_numpy() < np.datetime64(pd.Timestamp(train_end))])
+        encoder.set_text_basis(text[is_listed])
     print(row("plain MiniLM", retrieval_report(ids, text, text, sets, k)))
     features = encoder.featurize(items, ws.path("data"), text_vectors=text)
     if encoder.content_residual:
@@ -109,7 +118,7 @@ def main() -> None:
     printer = PrintEpochs(features, ids, sets.cold, k, [s for s in cfg.correction_scales if s > 0] or [1.0])
     fit_encoder(encoder, features, pairs.astype(np.int64), train["weight"].to_numpy(), epochs=cfg.epochs, lr=cfg.lr,
                 cfg=cfg, seed=params.seed, selection=printer,
-                pairs_per_epoch=pairs_per_epoch(cfg, len(items)))
+                pairs_per_epoch=pairs_per_epoch(cfg, int(is_listed.sum())))
 
 
 if __name__ == "__main__":

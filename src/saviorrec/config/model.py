@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -132,7 +132,8 @@ class Encoder(Section):
     pairs_per_item: float = Field(default=8.0, gt=0.0)
     content_residual: bool = True
     cold_item_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
-    correction_scales: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0], min_length=1)
+    correction_scales: list[Annotated[float, Field(ge=0.0)]] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0],
+                                                                     min_length=1)
     patience: int | None = Field(default=3, ge=1)
     selection_margin: float = Field(default=1.0, ge=0.0)
 

@@ -145,6 +145,10 @@ def read_pair_splits(path: str | Path) -> dict[str, pd.DataFrame]:
     return {name: frame.loc[split == name, PAIR_COLUMNS].reset_index(drop=True) for name in (TRAIN, HOLDOUT, COLD)}
 
 
+def listed_before(items: pd.DataFrame, end: dt.date) -> np.ndarray:
+    """bool per catalog row: listed before ``end``, the only items a model trained to ``end`` may know of."""
+    return (items["first_seen"] < pd.Timestamp(end)).to_numpy()
+
 
 def cold_item_ids(items: pd.DataFrame, end: dt.date, fraction: float, seed: int) -> np.ndarray:
     """The items whose pairs the encoder never trains on: the newest ``fraction`` of those listed
@@ -158,7 +162,7 @@ def cold_item_ids(items: pd.DataFrame, end: dt.date, fraction: float, seed: int)
     """
     if fraction <= 0 or items.empty:
         return np.zeros(0, np.int64)
-    listed = items.loc[items["first_seen"] < pd.Timestamp(end), ["item_id", "first_seen"]]
+    listed = items.loc[listed_before(items, end), ["item_id", "first_seen"]]
     ids = listed["item_id"].to_numpy(np.int64)
     tie = _pair_hash(ids, np.full_like(ids, 0x5EED), seed)
     order = np.lexsort((tie, -listed["first_seen"].to_numpy("datetime64[ns]").astype(np.int64)))
@@ -188,3 +192,16 @@ def future_pairs(events: pd.DataFrame, items: pd.DataFrame, end: dt.date) -> tup
     pairs = next_click_pairs(events)
     new = items.loc[items["first_seen"] >= pd.Timestamp(end), "item_id"].to_numpy()
     return pairs, pairs.loc[pairs["target"].isin(new)].reset_index(drop=True)
+
+
+def encoder_pair_splits(pairs: pd.DataFrame, items: pd.DataFrame, end: dt.date, holdout_fraction: float,
+                        cold_fraction: float, seed: int) -> dict[str, pd.DataFrame | np.ndarray]:
+    """The encoder's view of the mined ``pairs``: {"train", "holdout", "cold" (pairs touching a
+    cold item, from both sides of the pair holdout), "cold_ids"}. Pairs of the newest listings are
+    never trained on: their z is extrapolated, as a new item's is."""
+    mined_train, mined_holdout = split_holdout(pairs, holdout_fraction, seed)
+    cold_ids = cold_item_ids(items, end, cold_fraction, seed)
+    train, train_cold = split_by_items(mined_train, cold_ids)
+    holdout, holdout_cold = split_by_items(mined_holdout, cold_ids)
+    return {TRAIN: train, HOLDOUT: holdout, COLD: pd.concat([train_cold, holdout_cold], ignore_index=True),
+            "cold_ids": cold_ids}

@@ -69,7 +69,7 @@ def encoder_config(cfg, items: pd.DataFrame, previous: dict[str, Any] | None = N
         "embedding_dim": cfg.embedding_dim,
         "dropout": cfg.dropout,
         # z = content + scale * behavior correction (see ItemEncoder); false: the paper's plain fusion
-        "content_residual": bool(getattr(cfg, "content_residual", False)),
+        "content_residual": bool(cfg.content_residual),
     }
 
 
@@ -113,7 +113,14 @@ class ItemEncoder(nn.Module):
         """The content part's projection: the top principal axes of the catalog's MiniLM vectors
         (eigenvectors of their covariance, signs fixed). Computed on one thread from at most
         ``max_rows`` evenly spaced rows, so the same catalog gives the same basis, bit for bit,
-        on any machine setting and in about a second at any catalog size."""
+        whatever the thread count (on one machine and library build), in about a second at any
+        catalog size."""
+        dim = self.config["embedding_dim"]
+        if dim > self.config["text_dim"] or len(text) <= dim:
+            raise ValueError(f"encoder.embedding_dim={dim} needs more than {dim} listed items and at most "
+                             f"{self.config['text_dim']} text dimensions (the content part is the text's top "
+                             f"{dim} principal axes); got {len(text)} items: lower encoder.embedding_dim or "
+                             "set encoder.content_residual: false")
         rows = np.unique(np.linspace(0, len(text) - 1, min(len(text), max_rows)).astype(np.int64))
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # a multi-threaded reduction changes the last bits, and eigh amplifies them

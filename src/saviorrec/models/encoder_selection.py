@@ -15,9 +15,9 @@ Training stops once ``encoder.patience`` epochs in a row have not raised the hig
 
 from __future__ import annotations
 
-import copy
 import logging
 
+import faiss
 import lightning as L
 import numpy as np
 import pandas as pd
@@ -67,8 +67,13 @@ class ColdSelection(L.Callback):
 
     def score(self, encoder: ItemEncoder, epoch: int) -> float:
         best_here = -1.0
-        for scale, z in self.candidates(encoder):
-            hits = hits_at_k(self.item_ids, z, self.cold_pairs, self.k)
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)  # a threaded search may break a near-tie at rank k either way: same choice on any box
+        try:
+            scored = [(scale, hits_at_k(self.item_ids, z, self.cold_pairs, self.k)) for scale, z in self.candidates(encoder)]
+        finally:
+            faiss.omp_set_num_threads(threads)
+        for scale, hits in scored:
             hit = float(hits.mean()) if len(hits) else 0.0
             self.history.append({"epoch": epoch, "scale": scale, "cold_hit": hit})
             best_here = max(best_here, hit)
@@ -76,7 +81,7 @@ class ColdSelection(L.Callback):
                 self.peak = (hit, epoch)
             if self.better(hits):
                 self.best, self.best_hits = {"hit": hit, "epoch": epoch, "scale": scale}, hits.astype(np.float64)
-                self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in encoder.state_dict().items()})
+                self.best_state = {k: v.detach().cpu().clone() for k, v in encoder.state_dict().items()}
         log.info("epoch %d: cold hit@%d %.4f (best %.4f at epoch %d, scale %s)", epoch, self.k, best_here,
                  self.best["hit"], self.best["epoch"], self.best["scale"])
         return best_here
@@ -84,6 +89,8 @@ class ColdSelection(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.best is None:  # not when resuming: the checkpoint brought the scores so far
             self.score(pl_module.encoder, trainer.current_epoch)
+        elif self.patience and trainer.current_epoch - self.peak[1] >= self.patience:
+            trainer.should_stop = True  # the interrupted fit had already stopped early
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1

@@ -33,7 +33,7 @@ import torch
 from saviorrec.config import Params
 from saviorrec.data import io
 from saviorrec.data.contract import EVENT_COLUMNS
-from saviorrec.data.pairs import cold_item_ids, mine_pairs, split_by_items, split_holdout, write_pairs
+from saviorrec.data.pairs import encoder_pair_splits, listed_before, mine_pairs, write_pairs
 from saviorrec.data.vectors import vectors_frame
 from saviorrec.metrics.retrieval import retrieval_report
 from saviorrec.metrics.retrieval_sets import retrieval_sets
@@ -56,8 +56,8 @@ def _backbone_width(cfg) -> int | None:
 
 
 def pairs_per_epoch(cfg, n_items: int) -> int:
-    """The epoch budget: ``encoder.pairs_per_epoch``, or ``pairs_per_item`` per catalog item (at
-    least a batch), so each item's z gets about as many updates at any catalog size."""
+    """The epoch budget: ``encoder.pairs_per_epoch``, or ``pairs_per_item`` per item listed before
+    the cut (at least a batch), so each item's z gets about as many updates at any catalog size."""
     return cfg.pairs_per_epoch or max(int(cfg.pairs_per_item * n_items), cfg.batch_size)
 
 
@@ -78,12 +78,9 @@ def train_encoder(params: Params, ws: Workspace, ckpt_path: str | Path | None = 
             "no user clicked two different items within the window. Loosen pairs.window_days, "
             "pairs.max_gap_events or pairs.min_support (or provide more days of events)."
         )
-    mined_train, mined_holdout = split_holdout(pairs, params.pairs.holdout_fraction, params.seed)
-    # the newest listings' pairs are never trained on: their z is extrapolated, as a new item's is
-    cold_ids = cold_item_ids(items, train_end, cfg.cold_item_fraction, params.seed)
-    train_pairs, train_cold = split_by_items(mined_train, cold_ids)
-    holdout, holdout_cold = split_by_items(mined_holdout, cold_ids)
-    cold_pairs = pd.concat([train_cold, holdout_cold], ignore_index=True)
+    splits = encoder_pair_splits(pairs, items, train_end, params.pairs.holdout_fraction, cfg.cold_item_fraction,
+                                 params.seed)
+    train_pairs, holdout, cold_pairs, cold_ids = splits["train"], splits["holdout"], splits["cold"], splits["cold_ids"]
     if train_pairs.empty:
         raise StageError(f"none of the {len(pairs)} mined pairs is left for training after the holdout "
                          f"({params.pairs.holdout_fraction:g} of pairs) and the cold items ({len(cold_ids)}); "
@@ -98,8 +95,9 @@ def train_encoder(params: Params, ws: Workspace, ckpt_path: str | Path | None = 
     log.info("text features ready at %.1fs", time.perf_counter() - started)
     io.write_parquet(vectors_frame(items["item_id"], text), ws.path("text_features"))
 
-    # vocabularies only from items listed before train_end: later values map to "unknown"
-    listed = items.loc[items["first_seen"] < pd.Timestamp(train_end)]
+    # vocabularies, content basis, budget and choice only from items listed before train_end
+    is_listed = listed_before(items, train_end)
+    listed = items.loc[is_listed]
     previous = read_config(out_dir) if cfg.warm_start else None
     config = encoder_config(cfg, listed, previous, _backbone_width(cfg))
     warm = previous is not None and compatible(previous, config)
@@ -110,7 +108,10 @@ def train_encoder(params: Params, ws: Workspace, ckpt_path: str | Path | None = 
     if warm:
         encoder.load_grown(read_weights(out_dir))  # the content basis too: z stays comparable across refreshes
     elif encoder.content_residual:
-        encoder.set_text_basis(text[items["first_seen"].to_numpy() < np.datetime64(pd.Timestamp(train_end))])
+        try:
+            encoder.set_text_basis(text[is_listed])
+        except ValueError as err:
+            raise StageError(str(err)) from None
     epochs, lr = (cfg.warm_start_epochs, cfg.warm_start_lr) if warm else (cfg.epochs, cfg.lr)
 
     features = encoder.featurize(items, ws.path("data"), text_vectors=text)
@@ -122,23 +123,28 @@ def train_encoder(params: Params, ws: Workspace, ckpt_path: str | Path | None = 
     if np.isnan(rows.astype(float)).any():
         raise StageError("mined pairs reference item_ids missing from the catalog; run validate_logs")
     item_ids = items["item_id"].to_numpy()
+    # the choice ranks neighbours among listed items only: later listings are evaluation-window data
+    listed_rows = torch.as_tensor(np.flatnonzero(is_listed))
     # a warm start keeps the previous scale (the anchor and the SIDs were built at it): it trains and
     # chooses epochs at that scale; a cold retrain chooses the scale again
     scales = [float(encoder.correction_scale)] if warm and encoder.content_residual else cfg.correction_scales
-    selection = ColdSelection(features, item_ids, cold_pairs, cfg.hit_k, scales, cfg.patience,
-                              cfg.selection_margin) \
+    selection = ColdSelection(features.take(listed_rows), item_ids[is_listed], cold_pairs, cfg.hit_k, scales,
+                              cfg.patience, cfg.selection_margin) \
         if len(cold_pairs) else None
     if selection is None:
         log.warning("no pairs touch a cold item (encoder.cold_item_fraction %g): the last epoch is kept at "
-                    "correction scale 1, unchecked on unseen items", cfg.cold_item_fraction)
-    per_epoch = pairs_per_epoch(cfg, len(items))
+                    "correction scale %g, unchecked on unseen items", cfg.cold_item_fraction,
+                    float(encoder.correction_scale) if encoder.content_residual else 1.0)
+    per_epoch = pairs_per_epoch(cfg, len(listed))
     fit = fit_encoder(encoder, features, rows.astype(np.int64), train_pairs["weight"].to_numpy(),
                       epochs=epochs, lr=lr, cfg=cfg, seed=params.seed, anchor=anchor,
                       anchor_weight=cfg.anchor_weight, checkpoint_dir=checkpoints, ckpt_path=ckpt_path,
                       selection=selection, pairs_per_epoch=per_epoch, train_scale=None if warm else 1.0)
     losses = fit.epoch_losses
 
-    log.info("trained %d epochs (loss %s) at %.1fs", epochs, [round(x, 3) for x in losses], time.perf_counter() - started)
+    log.info("trained %d of %d epochs (loss %s), kept epoch %s at correction scale %s, at %.1fs", len(losses), epochs,
+             [round(x, 3) for x in losses], selection.best["epoch"] if selection else len(losses),
+             float(encoder.correction_scale) if encoder.content_residual else None, time.perf_counter() - started)
     with staged_output(out_dir) as staging:
         save_item_encoder(encoder, staging)
     # build_codebook's contrastive term and hit@k use exactly these pairs, not a re-mining
