@@ -10,7 +10,9 @@ by scale from 0 up), and one replaces the kept choice only when it finds more co
 than ``margin`` standard errors of the query-by-query difference: with a few thousand cold pairs,
 hit@30 moves by a few pairs from noise alone, and noise must not buy behavior the content cannot
 support (a one-standard-error rule, shrinking towards plain content).
-Training stops once ``encoder.patience`` epochs in a row have not raised the highest cold hit@k seen.
+Training stops once ``encoder.patience`` epochs in a row have not raised the highest cold hit@k of
+a trained epoch (the starting point does not count: a correction that starts at zero needs a few
+epochs before it finds anything).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class ColdSelection(L.Callback):
         self.k = k
         self.scales = sorted(set(float(s) for s in scales))
         self.best: dict | None = None  # {"hit", "epoch", "scale"}
-        self.peak: tuple[float, int] = (-1.0, 0)  # (highest cold hit seen, its epoch): what patience waits on
+        self.peak: tuple[float, int] = (-1.0, 0)  # (highest cold hit of a trained epoch, that epoch): what patience waits on
         self.best_hits: np.ndarray | None = None  # per cold query, of the kept choice
         self.best_state: dict[str, torch.Tensor] | None = None
         self.history: list[dict] = []  # one row per (epoch, scale) scored
@@ -77,7 +79,7 @@ class ColdSelection(L.Callback):
             hit = float(hits.mean()) if len(hits) else 0.0
             self.history.append({"epoch": epoch, "scale": scale, "cold_hit": hit})
             best_here = max(best_here, hit)
-            if hit > self.peak[0]:
+            if epoch > 0 and hit > self.peak[0]:  # the starting point sets no peak: the correction starts at 0
                 self.peak = (hit, epoch)
             if self.better(hits):
                 self.best, self.best_hits = {"hit": hit, "epoch": epoch, "scale": scale}, hits.astype(np.float64)
