@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -332,3 +333,15 @@ def test_scorer_reads_the_dense_columns_the_model_was_trained_on(trained_saviorr
     del meta["dense_features"]  # a ranker saved before the SID-cluster counters existed
     config.write_text(json.dumps(meta))
     assert Scorer.load(ws, items).dense_columns == list(range(len(LEGACY_DENSE_FEATURES)))
+
+
+def test_a_small_log_gets_smaller_batches_so_one_pass_keeps_its_steps():
+    from saviorrec.config import load_params
+    from saviorrec.models.ranker_training import step_batch_size
+
+    rp = load_params(Path(__file__).resolve().parents[1] / "params.yaml").ranker
+    assert rp.batch_size == 1024 and rp.min_steps_per_epoch == 300
+    assert step_batch_size(rp, 400_000) == 1024            # enough data: the configured batch
+    assert step_batch_size(rp, 21_000) == 70               # 21k impressions: 300 steps of 70
+    assert step_batch_size(rp, 1_000) == 32                # never under 32
+    assert step_batch_size(rp.model_copy(update={"min_steps_per_epoch": None}), 21_000) == 1024

@@ -170,6 +170,7 @@ class Ranker(Section):
     dnn_hidden: list[int]
     dropout: float = Field(ge=0.0, lt=1.0)
     batch_size: int = Field(ge=2)
+    min_steps_per_epoch: int | None = Field(default=None, ge=1)
     epochs: int = Field(ge=1)
     lr: float = Field(gt=0.0)
     weight_decay: float = Field(ge=0.0)

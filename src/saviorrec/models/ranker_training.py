@@ -138,10 +138,12 @@ def train_ranker(params: Params, ws: Workspace, previous_dir: Path | None = None
             return {"variant": rp.variant, "warm_start": True, "new_days": 0, "samples": 0, "trained_until": previous["trained_until"]}
         meta["train_start"] = previous.get("train_start", meta["train_start"])
     conv_clicks = [0.0, 0.0]
-    for _, day in iter_event_days(ws.path("events"), end=train_end, columns=None):
+    emitted = 0  # training impressions of this fit
+    for day_date, day in iter_event_days(ws.path("events"), end=train_end, columns=None):
         conv = pd.to_numeric(day["conversion"], errors="coerce")
         conv_clicks[0] += float(conv.fillna(0).sum())
         conv_clicks[1] += float(day.loc[conv.notna(), "click"].sum())
+        emitted += len(day) if emit_from is None or day_date >= emit_from else 0
     meta["has_conversion"] = conv_clicks[1] > 0
     meta["conversion_per_click"] = conv_clicks[0] / conv_clicks[1] if conv_clicks[1] else None
     summary: dict[str, Any] = {"variant": rp.variant, "warm_start": previous is not None,
@@ -161,7 +163,9 @@ def train_ranker(params: Params, ws: Workspace, previous_dir: Path | None = None
             module = RankerModule(config.to_dict(), lr=rp.lr, weight_decay=rp.weight_decay, ctcvr_weight=rp.ctcvr_weight)
             if previous is not None:
                 summary["warm_start_tensors"] = warm_start_state(module, previous_dir, previous, vocab, cat_vocab)
-            stream = DayStream(ws.path("events"), items, features, vocab, rp.seq_len, rp.batch_size,
+            batch_size = step_batch_size(rp, emitted)
+            summary["batch_size"] = batch_size
+            stream = DayStream(ws.path("events"), items, features, vocab, rp.seq_len, batch_size,
                                rp.heuristic_prior_strength, end=train_end, emit_from=emit_from, seed=params.seed,
                                clusters=features.counter_clusters(sid=meta["sid_counters"]))
             trainer = make_trainer(rp, checkpoint_dir=checkpoints)
@@ -180,6 +184,15 @@ def train_ranker(params: Params, ws: Workspace, previous_dir: Path | None = None
         write_meta(staging, meta)
     summary["trained_until"] = str(train_end)
     return summary
+
+
+def step_batch_size(rp: RankerParams, impressions: int) -> int:
+    """``ranker.batch_size``, made smaller on a small log so that one pass still takes at least
+    ``ranker.min_steps_per_epoch`` optimizer steps (never under 32): the budget scales with the
+    data instead of being retuned per catalog size."""
+    if not rp.min_steps_per_epoch or impressions <= 0:
+        return rp.batch_size
+    return int(min(rp.batch_size, max(32, impressions // rp.min_steps_per_epoch)))
 
 
 def cluster_sizes(rp: RankerParams, spec: VariantSpec) -> dict[str, int]:
