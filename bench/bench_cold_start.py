@@ -51,8 +51,8 @@ films keep their share of a small catalog; it stops in 2006 because the folder h
 before then ("a few hundred"), and 250 of them are sampled.
 first_seen comes from the whole folder, so films listed before ``since`` are never "new".
 
-Synthetic: ``syn-tiny`` (the default preset's budgets on a small world: 300 users, 300 + 30/day
-items, 10 days, evaluate the last 3), ``syn-default`` (default preset, evaluate the last 6 days, as docs/results.md), and
+Synthetic: ``syn-tiny`` (the tiny preset's world at twice its size: 300 users, 300 + 30/day items,
+6 topics, 4 communities, 30 brands, 10 days, evaluate the last 3; the default preset's budgets), ``syn-default`` (default preset, evaluate the last 6 days, as docs/results.md), and
 ``syn-large-<s>`` = the ``large`` preset (60 days, evaluate the last 6) with n_users,
 n_initial_items, new_items_per_day, impressions_per_day and n_brands multiplied by s (days kept;
 bench/generate_large.py's ``scaled_world``) and the training budgets scaled to the data: the
@@ -112,13 +112,16 @@ def _ml(train_end: str, eval_end: str, **movielens) -> dict:
 SYN_LARGE_SPLIT = {"split.train_end": "2024-02-24", "split.eval_end": "2024-03-01"}  # large: 60 days from 2024-01-01
 
 SETTINGS: dict[str, Setting] = {
-    # the default preset's budgets (they scale with the data by themselves), not the tiny preset's
-    # test budgets: a small world must not be judged on models sized for a unit test
+    # the tiny preset's world (few topics, communities and brands, so 30,000 impressions can reveal
+    # them) at twice its size, trained with the default preset's budgets, which scale with the data
+    # by themselves (encoder.pairs_per_item, ranker.min_steps_per_epoch), not the tiny preset's test budgets
     "syn-tiny": Setting("default", {
         "synthetic.n_days": 10, "synthetic.n_users": 300, "synthetic.n_initial_items": 300,
-        "synthetic.new_items_per_day": 30, "synthetic.impressions_per_day": 3000,
+        "synthetic.new_items_per_day": 30, "synthetic.impressions_per_day": 3000, "synthetic.n_brands": 30,
+        "synthetic.n_communities": 4, "synthetic.n_topics": 6, "synthetic.n_categories": 6,
         "split.train_end": "2024-01-08", "split.eval_end": "2024-01-11"},
-        "default preset on a small world (300 users, 300 + 30/day items), 10 days, evaluate the last 3"),
+        "tiny world x2 (300 users, 300 + 30/day items, 6 topics, 4 communities, 30 brands), default budgets, "
+        "10 days, evaluate the last 3"),
     "syn-default": Setting("default", {"split.train_end": "2024-01-25", "split.eval_end": "2024-01-31"},
                            "default preset, evaluate the last 6 days"),
     "ml-dev": Setting("movielens", _ml("2012-01-01", "2015-01-01"), "MovieLens dev folder as the preset"),
