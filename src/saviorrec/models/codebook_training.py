@@ -137,7 +137,7 @@ def build_space(x: np.ndarray, item_ids: np.ndarray, params: Params, directory: 
             x, greedy, codebook.reconstruct(greedy), sid_table(item_ids, greedy, previous),
             config.codebook_size, previous)["churn_codes"]
     report.update(levels=config.levels, codebook_size=config.codebook_size, warm_started=warm, epochs=epochs,
-                  dead_codes_reset=int(fit.reset_count), contrastive=bool(contrastive and pairs is not None),
+                  dead_codes_reset=int(fit.reset_count), contrastive=bool(contrastive and pairs is not None and config.contrastive_weight > 0),
                   build_seconds=round(build_seconds, 3), resumed_from=fit.resumed_from)
     codebook.save(out_dir, warm_started=warm, n_items=len(item_ids))
     io.write_parquet(sids, out_dir / SNAPSHOT)
