@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 from ranker_helpers import copy_tree, open_workspace, ranker_upstream, trained_saviorrec  # noqa: F401
-from training_faults import CrashAtEpoch
+from training_faults import trainer_crashing_at
 
 from saviorrec.data.io import read_parquet
 from saviorrec.models.ranker_artifacts import read_meta
@@ -62,12 +62,7 @@ def test_a_retried_baseline_resumes_from_its_last_epoch(ranker_upstream, tmp_pat
     params, ws = open_workspace(root, {"ranker.epochs": 2})
     real = ranker_training.make_trainer
 
-    def crashing_trainer(*args, **kwargs):
-        trainer = real(*args, **kwargs)
-        trainer.callbacks.append(CrashAtEpoch(1))
-        return trainer
-
-    monkeypatch.setattr(ranker_training, "make_trainer", crashing_trainer)
+    monkeypatch.setattr(ranker_training, "make_trainer", trainer_crashing_at(real, 1))
     with pytest.raises(RuntimeError, match="simulated"):
         run_stage("baseline", ws)
     last = ws.path("baseline") / "checkpoints" / "last.ckpt"

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 from ranker_helpers import copy_tree, open_workspace, ranker_upstream, trained_saviorrec  # noqa: F401
-from training_faults import CrashAtEpoch
+from training_faults import trainer_crashing_at
 
 from saviorrec.data.io import read_events, read_items, read_parquet, write_parquet
 from saviorrec.data.samples import DENSE_FEATURES, IdVocab
@@ -216,12 +216,7 @@ def test_retried_training_resumes_from_the_last_epoch_checkpoint(ranker_upstream
     params2, ws2 = open_workspace(root, {"ranker.variant": "saviorrec", "ranker.epochs": 2})
     real = ranker_training.make_trainer
 
-    def crashing_trainer(*args, **kwargs):
-        trainer = real(*args, **kwargs)
-        trainer.callbacks.append(CrashAtEpoch(1))
-        return trainer
-
-    monkeypatch.setattr(ranker_training, "make_trainer", crashing_trainer)
+    monkeypatch.setattr(ranker_training, "make_trainer", trainer_crashing_at(real, 1))
     with pytest.raises(RuntimeError, match="simulated"):
         run_stage("train_ranker", ws2)
     last = ws.path("ranker") / "checkpoints" / "last.ckpt"

@@ -20,3 +20,14 @@ class CrashAtEpoch(L.Callback):
     def on_train_epoch_start(self, trainer, module):
         if trainer.current_epoch == self.epoch:
             raise RuntimeError(MESSAGE)
+
+
+def trainer_crashing_at(make_trainer, epoch: int):
+    """``make_trainer`` whose trainers also carry ``CrashAtEpoch(epoch)`` (for monkeypatching a stage's factory)."""
+
+    def make(*args, **kwargs):
+        trainer = make_trainer(*args, **kwargs)
+        trainer.callbacks.append(CrashAtEpoch(epoch))
+        return trainer
+
+    return make
