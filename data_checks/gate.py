@@ -18,6 +18,17 @@ def _entry(result: dict) -> dict:
             "observed": result["observed"], "message": result["message"]}
 
 
+def _evaluated(result: dict) -> dict:
+    return {k: result[k] for k in ("check", "expectation", "severity", "success", "observed")}
+
+
+def discard_verdict(ws: Workspace, gate: str) -> None:
+    """Remove ``gate``'s previous verdict before judging again: a gate that stops before it can
+    validate (no data to read) must leave no verdict, so that promote refuses instead of
+    trusting an earlier run's."""
+    ws.gate_file(gate).unlink(missing_ok=True)
+
+
 def run_gate(ws: Workspace, gate: str, suites: list[Suite], as_of: str, notes: list[dict] | None = None,
              facts: dict | None = None) -> dict:
     """Validate, write ``ws.gate_file(gate)`` and the Data Docs, then raise on a critical failure.
@@ -38,6 +49,7 @@ def run_gate(ws: Workspace, gate: str, suites: list[Suite], as_of: str, notes: l
         "run": run,
         "as_of": as_of,
         "expectations": len(results),
+        "checks": [_evaluated(r) for r in results],  # every expectation evaluated, passed or not
         "facts": facts or {},
     }
     write_json(ws.gate_file(gate), payload)

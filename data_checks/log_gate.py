@@ -9,7 +9,7 @@ import pandas as pd
 from data_checks import items as item_suite
 from data_checks import logs as log_suite
 from data_checks.config import load_checks
-from data_checks.gate import SUMMARY_KEYS, run_gate
+from data_checks.gate import SUMMARY_KEYS, discard_verdict, run_gate
 from data_checks.runner import Suite
 from saviorrec.config import Params
 from saviorrec.workspace import Workspace
@@ -17,6 +17,7 @@ from saviorrec.workspace import Workspace
 
 def validate_logs(params: Params, ws: Workspace) -> dict:
     """The behavior log (every day partition) and the item catalog."""
+    discard_verdict(ws, "validate_logs")
     checks = load_checks(params)
     catalog = item_suite.load(ws)
     catalog_ids = set(pd.to_numeric(catalog["item_id"], errors="coerce").dropna().astype("int64")) \

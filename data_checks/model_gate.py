@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from data_checks import model as model_suite
 from data_checks.config import load_checks
-from data_checks.gate import SUMMARY_KEYS, run_gate
+from data_checks.gate import SUMMARY_KEYS, discard_verdict, run_gate
 from data_checks.production import production_workspace
 from saviorrec.config import Params
 from saviorrec.data.io import list_days, read_events, read_items, read_parquet
@@ -27,6 +27,7 @@ def _skip(check: str, why: str) -> dict:
 
 def validate_model(params: Params, ws: Workspace, production_workdir: str | None = None) -> dict:
     """The candidate ranker's predictions and calibration, and its AUCs against production's and the baseline's on the same events."""
+    discard_verdict(ws, "validate_model")
     checks = load_checks(params)
     train_end, eval_end = ws.split()
     if not ws.path("predictions").is_file():

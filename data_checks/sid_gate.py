@@ -8,7 +8,7 @@ from __future__ import annotations
 from data_checks import items as item_suite
 from data_checks import sids as sid_suite
 from data_checks.config import load_checks
-from data_checks.gate import SUMMARY_KEYS, run_gate
+from data_checks.gate import SUMMARY_KEYS, discard_verdict, run_gate
 from data_checks.production import production_workspace
 from saviorrec.config import Params
 from saviorrec.data import io
@@ -22,6 +22,7 @@ def _last_day(ws: Workspace) -> str:
 
 def validate_sids(params: Params, ws: Workspace, production_workdir: str | None = None) -> dict:
     """Semantic IDs: coverage, raw collisions, unique final IDs, utilization, churn vs production."""
+    discard_verdict(ws, "validate_sids")
     checks = load_checks(params)
     catalog = item_suite.load(ws)
     items, sids = sid_suite.load(ws, catalog)

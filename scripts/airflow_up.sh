@@ -7,6 +7,24 @@ set -euo pipefail
 source "$(dirname "$0")/airflow_env.sh"
 state="$SAVIORREC_AIRFLOW_STATE"
 mkdir -p "$AIRFLOW_HOME" "$state"
+passwords="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:-$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated}"
+
+# Server logs shown here may hold the admin password: the simple auth manager prints it when it
+# generates it. Mask it (and any value of the password file) before it reaches a terminal or CI log.
+hide_passwords() {
+  python -c '
+import json, re, sys
+try:
+    values = [v for v in json.load(open(sys.argv[1])).values() if v]
+except (OSError, ValueError, AttributeError):
+    values = []
+for line in sys.stdin:
+    line = re.sub(r"(Password for user \S+: )\S+", r"\1<hidden>", line)
+    for value in values:
+        line = line.replace(value, "<hidden>")
+    sys.stdout.write(line)
+' "$passwords"
+}
 
 for pidfile in "$state"/*.pid; do
   [ -e "$pidfile" ] || continue
@@ -17,7 +35,7 @@ for pidfile in "$state"/*.pid; do
   rm -f "$pidfile"
 done
 
-airflow db migrate >"$state/db-migrate.log" 2>&1 || { cat "$state/db-migrate.log" >&2; exit 1; }
+airflow db migrate >"$state/db-migrate.log" 2>&1 || { hide_passwords <"$state/db-migrate.log" >&2; exit 1; }
 gpu_pool=$(python -c "from saviorrec.orchestration.workspace import load_base_params as l; a=l()[0].airflow; print(a.gpu_pool, a.gpu_pool_slots, a.gpu_queue)")
 read -r pool slots gpu_queue <<<"$gpu_pool"
 airflow pools set "$pool" "$slots" "training tasks (one per GPU)" >/dev/null
@@ -43,15 +61,15 @@ url="http://127.0.0.1:$SAVIORREC_AIRFLOW_PORT"
 for _ in $(seq 1 120); do
   if python -c "import urllib.request,sys; urllib.request.urlopen('$url/api/v2/monitor/health', timeout=2)" 2>/dev/null; then
     echo "Airflow is up: $url ($AIRFLOW__CORE__EXECUTOR, DAGs from $AIRFLOW__CORE__DAGS_FOLDER)"
-    echo "log in as admin; the password is in $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
+    echo "log in as admin; the password is in $passwords"
     echo "server logs and PIDs: $state"
     exit 0
   fi
   for pidfile in "$state"/*.pid; do
     if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
       name=$(basename "$pidfile" .pid)
-      echo "$name exited; its log ($state/$name.log) ends with:" >&2
-      tail -n 20 "$state/$name.log" >&2
+      echo "$name exited; its log ($state/$name.log) ends with (passwords hidden):" >&2
+      tail -n 20 "$state/$name.log" | hide_passwords >&2
       bash "$(dirname "$0")/airflow_down.sh"
       exit 1
     fi

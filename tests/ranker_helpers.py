@@ -28,7 +28,13 @@ def copy_tree(src: Path, dst: Path) -> Path:
 def ranker_upstream(tiny_pipeline, tmp_path_factory) -> Path:
     """A private tiny workspace with events, items, text_features, embeddings, sids, sids_generic."""
     tiny_pipeline.run("build_codebook")
-    return copy_tree(tiny_pipeline.root, tmp_path_factory.mktemp("ranker_upstream") / "ws")
+    root = copy_tree(tiny_pipeline.root, tmp_path_factory.mktemp("ranker_upstream") / "ws")
+    # other tests may have trained and evaluated in the shared workspace already: start without them
+    ws = Workspace.open(root)
+    for name in ("ranker", "baseline", "predictions", "baseline_predictions"):
+        target = ws.path(name)
+        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -123,3 +123,33 @@ def test_trigger_from_the_ui_with_overrides_and_see_success(servers):
 
     registry = open_registry(load_params(servers.env["SAVIORREC_PARAMS"]))
     assert registry.production() is not None, "promote did not move the production pointer"
+
+
+def test_invalid_form_through_the_rest_api_fails_prepare_and_creates_no_workspace(servers):
+    """A conf sent through the REST API never passed the browser's form checks: `prepare` checks
+    it again, fails with the form's message and creates no run folder."""
+    token = servers.token()
+    servers.wait_dag_parsed(token)
+    servers.api("dags/saviorrec_daily", token, method="PATCH", body={"is_paused": False})
+    runs = airflow_harness.RUNS
+    runs_before = sorted(p.name for p in runs.iterdir()) if runs.is_dir() else []
+    run_id, day = f"api_bad_form_{uuid.uuid4().hex[:8]}", "2024-02-10"
+    # Airflow's own JSON-schema check of the params lets it through (`overrides` is any object);
+    # the form refuses it: the registry is the operator's, not a run's.
+    hijack = servers.home / "hijacked-registry"
+    servers.api("dags/saviorrec_daily/dagRuns", token, method="POST", body={
+        "dag_run_id": run_id, "logical_date": f"{day}T00:00:00Z", "conf": {"overrides": {"registry.uri": str(hijack)}}})
+
+    final = servers.wait_run_finished(token, run_id, timeout=300)
+    tis = servers.task_instances(token, run_id)
+    states = {task: ti["state"] for task, ti in tis.items()}
+    assert final["state"] == "failed" and states["prepare"] == "failed", states
+    assert states["ingest"] == "upstream_failed" and states["promote"] == "upstream_failed", states
+    log = servers.api(f"dags/saviorrec_daily/dagRuns/{run_id}/taskInstances/prepare/logs/"
+                      f"{tis['prepare']['try_number']}?full_content=true", token)
+    text = json.dumps(log["content"])
+    assert "invalid run form: overrides" in text and "override 'registry.uri' is not allowed" in text, text[-3000:]
+
+    assert not (runs / day).exists()
+    assert (sorted(p.name for p in runs.iterdir()) if runs.is_dir() else []) == runs_before
+    assert not hijack.exists()

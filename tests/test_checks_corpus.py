@@ -13,15 +13,18 @@ from bad_inputs import (
     GATE_LOGS,
     GATE_MODEL,
     GATE_SIDS,
+    REFUSED_BEFORE_VALIDATION,
     better_baseline_on_new_items,
     copy_of,
     edit_day,
     new_item_events,
     open_ws,
     production_pointer,
+    remove_every_day,
     session_base,
     set_params,
 )
+from bad_inputs.boundaries import BOUNDARIES
 
 from saviorrec.stages import run_stage
 from saviorrec.workspace import StageError
@@ -80,15 +83,64 @@ def test_defect_fails_its_gate(defect, baseline, tmp_path):
 
     verdict = _verdict(ws, defect.gate)
     assert verdict["passed"] is False
-    failed = {f["check"]: f for f in verdict["critical_failures"]}
-    assert defect.check in failed, verdict["critical_failures"]
-    assert failed[defect.check]["observed"] and failed[defect.check]["observed"] in message
+    # the targeted expectation fails, and nothing else but what cannot help failing with it
+    failures = verdict["critical_failures"]
+    assert {f["check"] for f in failures} == {defect.check, *defect.also}, failures
+    (targeted,) = [f for f in failures if f["check"] == defect.check]
+    assert defect.expectation in targeted["expectation"]
+    assert targeted["observed"] and targeted["observed"] in message
     assert Path(verdict["data_docs"]).is_file()
 
     # promotion refuses because of this gate, and the production pointer does not move
     with pytest.raises(StageError, match=f"refusing to promote: .*{defect.gate}: failed"):
         run_stage("promote", ws)
     assert production_pointer(registry) == before
+
+
+def test_a_log_without_days_is_refused_before_validation(baseline, tmp_path):
+    """days_present cannot fail inside the gate: the log reader refuses first, naming the folder."""
+    base, _ = baseline
+    ws = copy_of(base, tmp_path / "ws")
+    remove_every_day(ws)
+    with pytest.raises(FileNotFoundError, match=REFUSED_BEFORE_VALIDATION[(GATE_LOGS, "days_present")]) as failure:
+        run_stage(GATE_LOGS, ws)
+    assert str(ws.path("events")) in str(failure.value)
+    # the earlier run's passing verdict is gone: promote cannot trust it
+    assert not ws.gate_file(GATE_LOGS).exists()
+    with pytest.raises(StageError, match=f"refusing to promote: {GATE_LOGS}: no verdict"):
+        run_stage("promote", ws)
+
+
+def _case_targets() -> list[tuple[str, str, str, str]]:
+    """(case, gate, check, expectation-label fragment) for every case of the corpus."""
+    return ([(d.name, d.gate, d.check, d.expectation) for d in DEFECTS]
+            + [(b.name, b.gate, b.check, "") for b in BOUNDARIES]
+            + [(f"refused:{check}", gate, check, "") for gate, check in REFUSED_BEFORE_VALIDATION])
+
+
+def test_every_critical_check_has_a_case(baseline):
+    """Each critical expectation the three gates evaluate on the clean workspace is targeted by a case
+    of the corpus (a defect, a boundary, or a refusal before validation), and each case targets one."""
+    base, _ = baseline
+    ws = open_ws(base)
+    evaluated = [(gate, c["check"], c["expectation"]) for gate in GATES
+                 for c in _verdict(ws, gate)["checks"] if c["severity"] == "critical"]
+    assert evaluated and all(c["success"] for gate in GATES for c in _verdict(ws, gate)["checks"]
+                             if c["severity"] == "critical")
+    targets = _case_targets()
+
+    def hits(gate, check, fragment):
+        return [e for e in evaluated if e[:2] == (gate, check) and fragment in e[2]]
+
+    uncovered = [e for e in evaluated if not any(e in hits(*t[1:]) for t in targets)]
+    assert not uncovered, f"critical expectations without a case in tests/bad_inputs: {uncovered}"
+    # a case names exactly one evaluated expectation (a fragment tells a check's expectations apart)
+    ambiguous = {t[0]: hits(*t[1:]) for t in targets if len(hits(*t[1:])) != 1}
+    assert not ambiguous, f"cases whose target is not one evaluated critical expectation: {ambiguous}"
+    # every numeric critical check has a boundary case
+    assert {b.check for b in BOUNDARIES} >= {"volume_band", "ctr_band", "bot_threshold", "raw_collision_rate",
+                                             "level1_utilization", "calibration", "auc_regression",
+                                             "new_auc_regression", "new_auc_vs_baseline"}
 
 
 def _data_docs_observed(ws, suite: str) -> dict[str, float]:

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from training_faults import CrashAtEpoch
 
 from saviorrec.metrics import codebook as m
@@ -266,7 +267,7 @@ def test_prepare_checkpoints_clears_a_fresh_run_and_keeps_them_for_last(tmp_path
 
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
-    (checkpoints / "last.ckpt").write_bytes(b"x")
+    torch.save({"epoch": 0}, checkpoints / "last.ckpt")  # whole (a damaged one is set aside on a retry)
     assert prepare_checkpoints(tmp_path, "last") == checkpoints  # a retry: Lightning looks for last.ckpt
     assert last_checkpoint(checkpoints) == checkpoints / "last.ckpt"
     assert prepare_checkpoints(tmp_path, checkpoints / "last.ckpt") == checkpoints

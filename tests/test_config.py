@@ -26,7 +26,7 @@ PRESETS = ["default", "large", "movielens", "tiny"]
 def test_overlay_and_override_order():
     base, tiny = load_params(PARAMS), load_params(PARAMS, {"preset": "tiny"})
     assert base.synthetic.n_days == 30 and base.codebook.codebook_size == 256
-    assert tiny.synthetic.n_days == 6 and tiny.codebook.codebook_size == 16  # the overlay beats the base
+    assert tiny.synthetic.n_days == 6 and tiny.codebook.codebook_size == 64  # the overlay beats the base
     assert tiny.codebook.levels == base.codebook.levels  # keys the overlay leaves alone keep the base value
     overridden = load_params(PARAMS, {"preset": "tiny", "codebook.codebook_size": 8, "codebook.levels": 2})
     assert (overridden.codebook.codebook_size, overridden.codebook.levels) == (8, 2)  # an override beats both

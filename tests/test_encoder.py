@@ -121,15 +121,45 @@ def test_nan_features_are_an_error_naming_items():
         encoder.embed(items, None, text_vectors=text)
 
 
-def test_info_nce_masks_duplicate_items_in_the_batch():
+def info_nce_by_hand(a, b, temperature, ids_a, ids_b) -> float:
+    """The duplicate-masked InfoNCE, one anchor at a time, in both directions.
+
+    A candidate is not a negative of an anchor when it is the same item as the anchor or as the
+    anchor's positive, or when its own pair starts at the anchor's item (another positive of it).
+    """
+    n, total = len(a), 0.0
+    for anchors, candidates, anchor_ids, candidate_ids in ((a, b, ids_a, ids_b), (b, a, ids_b, ids_a)):
+        for i in range(n):
+            negatives = [j for j in range(n) if j != i and candidate_ids[j] not in (anchor_ids[i], candidate_ids[i])
+                         and anchor_ids[j] != anchor_ids[i]]
+            scores = np.array([float(anchors[i] @ candidates[j]) / temperature for j in [i, *negatives]])
+            total += np.log(np.exp(scores - scores.max()).sum()) + scores.max() - scores[0]
+    return total / (2 * n)
+
+
+@pytest.mark.parametrize("ids_a, ids_b, same", [
+    ([1, 2, 3, 4], [5, 5, 6, 7], ("b", 0, "b", 1)),  # one positive item in two pairs
+    ([1, 1, 3, 4], [5, 6, 7, 8], ("a", 0, "a", 1)),  # one anchor item in two pairs
+    ([1, 2, 3, 4], [5, 1, 6, 7], ("a", 0, "b", 1)),  # an anchor is another pair's positive
+], ids=["same-positive", "same-anchor", "anchor-is-positive"])
+def test_info_nce_masks_duplicate_items_in_the_batch(ids_a, ids_b, same):
+    gen = torch.Generator().manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(4, 8, generator=gen, dtype=torch.float64), dim=1)
+    b = torch.nn.functional.normalize(a + 0.3 * torch.randn(4, 8, generator=gen, dtype=torch.float64), dim=1)
+    rows = {"a": a, "b": b}
+    first, i, second, j = same
+    rows[second][j] = rows[first][i]  # one item, one embedding, wherever it sits in the batch
+    ids = (torch.tensor(ids_a), torch.tensor(ids_b))
+
+    masked = info_nce(a, b, 0.1, item_ids=ids)
+    expected = info_nce_by_hand(a, b, 0.1, ids_a, ids_b)
+    assert masked.item() == pytest.approx(expected, rel=1e-9)
+    # unmasked, the duplicate is a "negative" as close as the positive: the batch really tests the mask
+    assert info_nce(a, b, 0.1).item() > expected + 0.2
+
+
+def test_info_nce_mask_changes_nothing_without_duplicates():
     z = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
-    ids_a, ids_b = torch.tensor([1, 2, 3, 4]), torch.tensor([5, 5, 6, 7])
-    # row 1 repeats row 0's target: masked, that "negative" no longer counts
-    dup = torch.cat([z[:1], z[:1], z[2:]])
-    masked = info_nce(z, dup, 0.1, item_ids=(ids_a, ids_b))
-    plain = info_nce(z, dup, 0.1)
-    assert torch.isfinite(masked) and torch.isfinite(plain) and not torch.isclose(masked, plain)
-    # without a duplicate item in the batch the mask changes nothing
     distinct = (torch.arange(4), torch.arange(4) + 10)
     assert torch.equal(info_nce(z, z.clone(), 0.1, item_ids=distinct), info_nce(z, z.clone(), 0.1))
     assert info_nce(z, z, 0.01, item_ids=distinct) < 0.1

@@ -248,3 +248,84 @@ def test_held_pointer_lock_is_a_conflict(tmp_path, monkeypatch):
     store.put_if("models/x/production.json", b"v2", token)
     assert store.get_bytes("models/x/production.json") == b"v2"
     assert store.list_children("models/x") == ["production.json"]
+
+
+# ---- gc: incomplete versions left by uploads that died ----------------------------------------
+
+def backdate(path, hours: float) -> None:
+    """Make ``path`` and everything under it look last written ``hours`` ago."""
+    import os
+    import time
+
+    when = time.time() - hours * 3600
+    for item in [*path.rglob("*"), path]:
+        os.utime(item, (when, when))
+
+
+def tree_bytes(root) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_registry_gc_cli_removes_only_old_incomplete_versions(tmp_path):
+    from typer.testing import CliRunner
+
+    from saviorrec.cli import app
+
+    shared = tmp_path / "shared-registry"
+    registry = Registry(LocalStore(shared), "saviorrec", tmp_path / "cache")
+    models = shared / "models" / "saviorrec"
+    registry.promote(registry.publish(fake_model_workspace(tmp_path / "A", "A")))  # v1, production
+    registry.publish(fake_model_workspace(tmp_path / "B", "B"))  # v2, complete
+    registry.publish(fake_model_workspace(tmp_path / "C", "C"))  # v3: killed before its manifest
+    (models / "v3" / "manifest.json").unlink()
+    registry._claim_version()  # v4: killed right after claiming its name
+    registry._claim_version()  # v5: a long upload, claimed 2 h ago, still writing files now
+    for version in ("v1", "v2", "v3", "v4", "v5"):
+        backdate(models / version, hours=2)
+    registry.store.put_bytes("models/saviorrec/v5/artifacts/sids.parquet", b"latest file")
+    kept = {name: tree_bytes(models / name) for name in ("v1", "v2", "v5")}
+    pointer = (models / "production.json").read_bytes()
+
+    ws = fake_model_workspace(tmp_path / "cfg", "cfg", {"registry.uri": str(shared)})
+    params = ["--params", str(ws.root / "params.yaml")]
+    runner = CliRunner()
+    dry = runner.invoke(app, ["registry", "gc", *params])
+    assert dry.exit_code == 0, dry.output
+    assert "would remove v3" in dry.output and "would remove v4" in dry.output
+    assert "keep         v5     written to recently" in dry.output
+    assert "re-run with --yes to remove 2" in dry.output
+    complete_listed = [line for line in dry.output.splitlines()[1:] if " v1 " in line or " v2 " in line]
+    assert not complete_listed  # complete versions are no gc candidates
+    assert registry.versions() == ["v1", "v2", "v3", "v4", "v5"]  # a dry run changes nothing
+
+    removed = runner.invoke(app, ["registry", "gc", "--yes", *params])
+    assert removed.exit_code == 0, removed.output
+    assert "removed      v3" in removed.output and "removed      v4" in removed.output
+    assert registry.versions() == ["v1", "v2", "v5"]
+    assert {name: tree_bytes(models / name) for name in kept} == kept
+    assert (models / "production.json").read_bytes() == pointer
+    assert ranker_tag(registry.production_workspace()) == "A"
+
+    again = runner.invoke(app, ["registry", "gc", "--yes", *params])
+    assert again.exit_code == 0 and "removed" not in again.output and "keep         v5" in again.output
+
+    bad = runner.invoke(app, ["registry", "gc", "--older-than", "an hour", *params])
+    assert bad.exit_code == 1 and bad.output.strip().count("\n") == 0
+    assert "--older-than 'an hour': expected a number and a unit" in bad.output
+
+
+def test_gc_never_removes_a_version_the_production_pointer_names(tmp_path, registry):
+    """Even with its manifest lost, production (and what rollback goes back to) stays."""
+    import datetime as dt
+
+    for tag in ("A", "B"):
+        registry.promote(registry.publish(fake_model_workspace(tmp_path / tag, tag)))
+    models = registry.store.root / "models" / "saviorrec"
+    for version in ("v1", "v2"):
+        (models / version / "manifest.json").unlink()
+        backdate(models / version, hours=2)
+    before = tree_bytes(models)
+    rows = registry.gc(dt.timedelta(hours=1), delete=True)
+    assert [(row["version"], row["action"]) for row in rows] == [("v1", "keep"), ("v2", "keep")]
+    assert all(row["reason"] == "named by the production pointer" for row in rows)
+    assert tree_bytes(models) == before

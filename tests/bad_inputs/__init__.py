@@ -6,7 +6,10 @@ stage's ranker (so the baseline comparison passes with a delta of 0), hand-made 
 IDs (the encoder and codebook stages are not needed to test the gates), and that model
 published and promoted in a local registry, so a production model exists to compare with.
 Each ``Defect`` then breaks a copy of it the way data arrives broken: Parquet written directly
-with pyarrow, bypassing the contract checks of ``saviorrec.data.io``.
+with pyarrow, bypassing the contract checks of ``saviorrec.data.io``. A defect targets one
+critical expectation and trips it alone, or with the checks it names in ``also`` where the two
+cannot be told apart. The numeric checks also have cases at their default thresholds
+(``bad_inputs.boundaries``); the corpus test requires a case for every critical expectation.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ def write_semantic_tables(ws) -> None:
     size = ws.params.codebook.codebook_size
     order = np.arange(len(ids))
     sids = pd.DataFrame({"item_id": ids, "c1": (order % size).astype(np.int32),
-                         "c2": ((order // size) % size).astype(np.int32),
+                         # (q + 3r) for order = q*size + r: unique with c1 = r, and every level-2 code used
+                         "c2": ((order // size + 3 * order) % size).astype(np.int32),
                          "c3": ((order * 5 // 3) % size).astype(np.int32), "dedup": np.zeros(len(ids), np.int32)})
     sids["sid"] = sids[["c1", "c2", "c3", "dedup"]].astype(str).agg("-".join, axis=1)
     pq.write_table(pa.Table.from_pandas(sids, preserve_index=False), ws.path("sids"))
@@ -117,10 +121,16 @@ def edit_table(path: Path, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> None
     pq.write_table(pa.Table.from_pandas(edit(frame), preserve_index=False), path)
 
 
-def _nulls(df: pd.DataFrame) -> pd.DataFrame:
-    df["user_id"] = df["user_id"].astype("Int64")
-    df.loc[df.index[:5], "user_id"] = pd.NA
-    return df
+def _null_at(column: str, rows: int = 3) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """Nulls in the first ``rows`` rows of ``column`` (integers become nullable, as a producer would write them)."""
+
+    def edit(df: pd.DataFrame) -> pd.DataFrame:
+        if pd.api.types.is_integer_dtype(df[column].dtype):
+            df[column] = df[column].astype(str(df[column].dtype).capitalize())  # int64 -> Int64, int8 -> Int8
+        df.loc[df.index[:rows], column] = None
+        return df
+
+    return edit
 
 
 def _duplicates(df: pd.DataFrame) -> pd.DataFrame:
@@ -128,9 +138,33 @@ def _duplicates(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _future(df: pd.DataFrame) -> pd.DataFrame:
-    df.loc[df.index[:3], "ts"] = pd.Timestamp("2099-01-01 12:00", tz="UTC")
+def _non_binary_click(df: pd.DataFrame) -> pd.DataFrame:
+    df.loc[df.index[df["click"] == 0][:1], "click"] = 2   # a count where a flag belongs
     return df
+
+
+def _negative_conversion(df: pd.DataFrame) -> pd.DataFrame:
+    # -1 (not 2): a conversion of 2 would also exceed its click and trip conversion_implies_click
+    df.loc[df.index[df["click"] == 0][:1], "conversion"] = -1
+    return df
+
+
+def _ts_previous_day(df: pd.DataFrame) -> pd.DataFrame:
+    df.loc[df.index[:3], "ts"] -= pd.Timedelta(days=1)
+    return df
+
+
+def _future_partition(ws) -> None:
+    """A producer with a wrong clock: a whole day dated 2099, its timestamps inside that day.
+
+    Dated in the past, a future timestamp would also be outside its day partition (ts_inside_day);
+    here only its being in the future is wrong. The copy keeps the usual volume and CTR.
+    """
+    day = last_day(ws)
+    events = read_day(ws, day)
+    shift = pd.Timestamp("2099-01-01", tz="UTC") - pd.Timestamp(day, tz="UTC")
+    write_day(ws, "2099-01-01", events.assign(ts=events["ts"] + shift,
+                                              event_id=events["event_id"] + 90_000_000))
 
 
 def _conversion_without_click(df: pd.DataFrame) -> pd.DataFrame:
@@ -146,7 +180,9 @@ def _unknown_items(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _volume_spike(df: pd.DataFrame) -> pd.DataFrame:
-    copies = [df.assign(event_id=df["event_id"] + k * 10_000_000) for k in range(12)]
+    """12x the day: each copy by its own users (one user with 12x the impressions would be a bot)."""
+    copies = [df.assign(event_id=df["event_id"] + k * 10_000_000, user_id=df["user_id"] + k * 10_000_000)
+              for k in range(12)]
     return pd.concat(copies, ignore_index=True)
 
 
@@ -155,9 +191,10 @@ def _ctr_collapse(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _bot(df: pd.DataFrame) -> pd.DataFrame:
-    bot = df.iloc[[0] * 2100].copy()
+    """One user with 2,100 impressions, copies of the day's rows (clicks kept, so the CTR stays usual)."""
+    bot = df.iloc[np.arange(2100) % len(df)].copy()
     bot["event_id"] = np.arange(2100) + 50_000_000
-    bot["user_id"] = 4_242
+    bot["user_id"] = 4_242_424
     return pd.concat([df, bot], ignore_index=True)
 
 
@@ -165,11 +202,29 @@ def _schema_drift(df: pd.DataFrame) -> pd.DataFrame:
     return df.rename(columns={"click": "clicked"})
 
 
+def _catalog_row_without_id(df: pd.DataFrame) -> pd.DataFrame:
+    """An extra catalog row without an item_id (an id nulled on a listed item would also
+    orphan that item's events: item_in_catalog)."""
+    extra = df.iloc[:1].copy()
+    out = pd.concat([df, extra], ignore_index=True)
+    out["item_id"] = out["item_id"].astype("Int64")
+    out.loc[out.index[-1], "item_id"] = pd.NA
+    return out
+
+
 def _sid_collisions(df: pd.DataFrame) -> pd.DataFrame:
-    half = df.index[: int(len(df) * 0.8)]
-    df.loc[half, ["c1", "c2", "c3"]] = 0
-    df.loc[half, "dedup"] = np.arange(len(half), dtype=np.int32)  # final IDs stay unique
+    """Levels 2 and 3 collapse on 80% of the items: items sharing a level-1 code collide.
+    Level 1 keeps its codes (its utilization is another check), the dedup level keeps final IDs unique."""
+    many = df.index[: int(len(df) * 0.8)]
+    df.loc[many, ["c2", "c3"]] = 0
+    df.loc[many, "dedup"] = np.arange(len(many), dtype=np.int32)
     df["sid"] = df[["c1", "c2", "c3", "dedup"]].astype(str).agg("-".join, axis=1)
+    return df
+
+
+def _duplicate_sid(df: pd.DataFrame) -> pd.DataFrame:
+    """Item 1 gets item 0's whole SID, dedup level included (2 of 240 items collide: under the rate limit)."""
+    df.loc[df.index[1], ["c1", "c2", "c3", "dedup", "sid"]] = df.loc[df.index[0], ["c1", "c2", "c3", "dedup", "sid"]]
     return df
 
 
@@ -180,15 +235,45 @@ def _nan_embeddings(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(vector=vectors)
 
 
-def _regressed(df: pd.DataFrame) -> pd.DataFrame:
-    """Scores shuffled across events: same calibration, ranking lost (AUC ~ 0.5)."""
-    order = np.random.default_rng(0).permutation(len(df))
-    return df.assign(p_ctr=df["p_ctr"].to_numpy()[order], p_ctcvr=df["p_ctcvr"].to_numpy()[order])
+def _shuffled_old_items(ws) -> None:
+    """Scores shuffled across the events of items that are not new: same calibration, ranking lost
+    there (AUC ~ 0.5); new items keep theirs, so only the overall AUC regresses."""
+    new = set(new_item_events(ws)["event_id"])
+
+    def edit(df: pd.DataFrame) -> pd.DataFrame:
+        old = np.flatnonzero(~df["event_id"].isin(new).to_numpy())
+        order = np.random.default_rng(0).permutation(old)
+        for col in ("p_ctr", "p_ctcvr"):
+            values = df[col].to_numpy().copy()
+            values[old] = values[order]
+            df[col] = values
+        return df
+
+    edit_table(ws.path("predictions"), edit)
 
 
-def _nan_predictions(df: pd.DataFrame) -> pd.DataFrame:
-    df.loc[df.index[:5], "p_ctr"] = np.nan
-    return df
+def _nan_at(column: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def edit(df: pd.DataFrame) -> pd.DataFrame:
+        df.loc[df.index[:5], column] = np.nan
+        return df
+
+    return edit
+
+
+def _score_of_a_clicked_event(column: str, value: float) -> Callable:
+    """apply(ws): one score outside [0, 1], on a clicked event (ranked first, it cannot lower the AUC)."""
+
+    def apply(ws) -> None:
+        day = read_day(ws, last_day(ws))
+        clicked = day.loc[day["click"] == 1, "event_id"].iloc[0]
+
+        def edit(df: pd.DataFrame) -> pd.DataFrame:
+            df.loc[df["event_id"] == clicked, column] = value
+            return df
+
+        edit_table(ws.path("predictions"), edit)
+
+    return apply
 
 
 def _miscalibrated(df: pd.DataFrame) -> pd.DataFrame:
@@ -221,46 +306,113 @@ def better_baseline_on_new_items(ws) -> None:
 
 @dataclass(frozen=True)
 class Defect:
+    """One broken input, the critical check it targets and what the refusal must say."""
+
     name: str
     gate: str
-    check: str          # the `check` expected among the gate's critical failures
+    check: str          # the `check` that must fail
     message: str        # a fragment the StageError message must contain
     apply: Callable     # apply(ws) breaks the copied workspace
+    expectation: str = ""           # fragment of the expectation's label, where the check has several
+    also: tuple[str, ...] = ()      # checks that cannot help failing with it (why: at the defect)
 
+
+def _on_last_day(edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable:
+    return lambda ws: edit_day(ws, edit)
+
+
+def _on(table: str, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable:
+    return lambda ws: edit_table(ws.path(table), edit)
+
+
+def _first_day_empty(ws) -> None:
+    """The first day, not the last: an empty last day is also 0x the trailing volume (volume_band);
+    the first day has no trailing median to compare with."""
+    edit_day(ws, lambda df: df.iloc[0:0], day=str(ws.data_days()[0]))
+
+
+def _first_row(column: str, value) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def edit(df: pd.DataFrame) -> pd.DataFrame:
+        df.loc[df.index[0], column] = value
+        return df
+
+    return edit
+
+
+_NOT_NULL_EVENTS = "events: expect_column_values_to_not_be_null"
 
 DEFECTS = [
-    Defect("schema_drift", GATE_LOGS, "schema", "missing column(s) click (found clicked)",
-           lambda ws: edit_day(ws, _schema_drift)),
-    Defect("null_user_ids", GATE_LOGS, "not_null", "null user_id", lambda ws: edit_day(ws, _nulls)),
-    Defect("duplicate_event_ids", GATE_LOGS, "unique_event_id", "duplicate event_id", lambda ws: edit_day(ws, _duplicates)),
-    Defect("future_timestamps", GATE_LOGS, "ts_not_future", "timestamp in the future", lambda ws: edit_day(ws, _future)),
+    # validate_logs: the day partitions
+    Defect("schema_drift", GATE_LOGS, "schema", "missing column(s) click (found clicked)", _on_last_day(_schema_drift)),
+    Defect("empty_day", GATE_LOGS, "empty_day", "has no impressions", _first_day_empty),
+    *(Defect(name, GATE_LOGS, "not_null", f"null {column}", _on_last_day(_null_at(column)),
+             expectation=f"{_NOT_NULL_EVENTS}({column})")
+      for column, name in (("event_id", "null_event_ids"), ("ts", "null_timestamps"), ("user_id", "null_user_ids"),
+                           ("item_id", "null_item_ids"), ("click", "null_clicks"))),
+    Defect("duplicate_event_ids", GATE_LOGS, "unique_event_id", "duplicate event_id", _on_last_day(_duplicates)),
+    Defect("non_binary_click", GATE_LOGS, "click_binary", "click not in {0, 1}", _on_last_day(_non_binary_click)),
+    Defect("non_binary_conversion", GATE_LOGS, "conversion_binary", "conversion not in {0, 1}",
+           _on_last_day(_negative_conversion)),
     Defect("conversion_without_click", GATE_LOGS, "conversion_implies_click", "conversion without click",
-           lambda ws: edit_day(ws, _conversion_without_click)),
-    Defect("unknown_items", GATE_LOGS, "item_in_catalog", "item_id missing from the catalog",
-           lambda ws: edit_day(ws, _unknown_items)),
-    Defect("empty_day", GATE_LOGS, "empty_day", "has no impressions", lambda ws: edit_day(ws, lambda df: df.iloc[0:0])),
-    Defect("volume_spike", GATE_LOGS, "volume_band", "day volume outside", lambda ws: edit_day(ws, _volume_spike)),
-    Defect("ctr_collapse", GATE_LOGS, "ctr_band", "day CTR outside", lambda ws: edit_day(ws, _ctr_collapse)),
-    Defect("bot_user", GATE_LOGS, "bot_threshold", "impressions in a day (bot)", lambda ws: edit_day(ws, _bot)),
+           _on_last_day(_conversion_without_click)),
+    Defect("ts_outside_its_day", GATE_LOGS, "ts_inside_day", "timestamp outside its day partition",
+           _on_last_day(_ts_previous_day)),
+    Defect("future_timestamps", GATE_LOGS, "ts_not_future", "timestamp in the future", _future_partition),
+    Defect("unknown_items", GATE_LOGS, "item_in_catalog", "item_id missing from the catalog", _on_last_day(_unknown_items)),
+    Defect("volume_spike", GATE_LOGS, "volume_band", "day volume outside", _on_last_day(_volume_spike)),
+    Defect("ctr_collapse", GATE_LOGS, "ctr_band", "day CTR outside", _on_last_day(_ctr_collapse)),
+    Defect("bot_user", GATE_LOGS, "bot_threshold", "impressions in a day (bot)", _on_last_day(_bot)),
+    # validate_logs: the catalog
+    Defect("catalog_without_category", GATE_LOGS, "catalog_schema", "the catalog lacks a required column",
+           _on("items", lambda df: df.drop(columns=["category"]))),
+    # Every event's item is missing from an empty catalog: item_in_catalog fails with it, always.
+    Defect("empty_catalog", GATE_LOGS, "catalog_not_empty", "empty catalog", _on("items", lambda df: df.iloc[0:0]),
+           also=("item_in_catalog",)),
+    Defect("catalog_row_without_item_id", GATE_LOGS, "not_null", "null item_id", _on("items", _catalog_row_without_id),
+           expectation="catalog: expect_column_values_to_not_be_null(item_id)"),
     Defect("duplicate_catalog_items", GATE_LOGS, "unique_item_id", "duplicate item_id",
-           lambda ws: edit_table(ws.path("items"), lambda df: pd.concat([df, df.iloc[:2]], ignore_index=True))),
+           _on("items", lambda df: pd.concat([df, df.iloc[:2]], ignore_index=True))),
+    Defect("item_without_title", GATE_LOGS, "title_present", "item without a title", _on("items", _first_row("title", None)),
+           expectation="expect_column_values_to_not_be_null(title)"),
+    Defect("blank_title", GATE_LOGS, "title_present", "empty title", _on("items", _first_row("title", "   ")),
+           expectation="expect_column_values_to_not_match_regex(title)"),
     Defect("item_listed_in_future", GATE_LOGS, "first_seen_not_future", "first_seen after the last day",
-           lambda ws: edit_table(ws.path("items"), lambda df: df.assign(
-               first_seen=df["first_seen"].where(df.index >= 3, pd.Timestamp("2099-01-01"))))),
-    Defect("sid_collisions", GATE_SIDS, "raw_collision_rate", "raw SID collision rate above",
-           lambda ws: edit_table(ws.path("sids"), _sid_collisions)),
-    Defect("items_without_sid", GATE_SIDS, "sid_coverage", "catalog item without a SID",
-           lambda ws: edit_table(ws.path("sids"), lambda df: df.iloc[10:])),
-    Defect("nan_embeddings", GATE_SIDS, "embedding_finite", "embedding with NaN", lambda ws: edit_table(ws.path("embeddings"), _nan_embeddings)),
-    Defect("regressed_model", GATE_MODEL, "auc_regression", "CTR AUC below production's",
-           lambda ws: edit_table(ws.path("predictions"), _regressed)),
-    Defect("nan_predictions", GATE_MODEL, "prediction_not_nan", "p_ctr is NaN",
-           lambda ws: edit_table(ws.path("predictions"), _nan_predictions)),
-    Defect("miscalibrated_model", GATE_MODEL, "calibration", "mean pCTR off the observed CTR",
-           lambda ws: edit_table(ws.path("predictions"), _miscalibrated)),
+           _on("items", lambda df: df.assign(first_seen=df["first_seen"].where(df.index >= 3, pd.Timestamp("2099-01-01"))))),
+    # validate_sids
+    Defect("items_without_sid", GATE_SIDS, "sid_coverage", "catalog item without a SID", _on("sids", lambda df: df.iloc[10:])),
+    Defect("duplicate_sid", GATE_SIDS, "sid_unique", "final semantic IDs are not unique", _on("sids", _duplicate_sid)),
+    Defect("items_without_embedding", GATE_SIDS, "embedding_coverage", "catalog item without an embedding",
+           _on("embeddings", lambda df: df.iloc[2:])),
+    Defect("nan_embeddings", GATE_SIDS, "embedding_finite", "embedding with NaN", _on("embeddings", _nan_embeddings)),
+    Defect("sid_collisions", GATE_SIDS, "raw_collision_rate", "raw SID collision rate above", _on("sids", _sid_collisions)),
+    # validate_model
+    # The gate reads "has a prediction" as "p_ctr is not NaN" on the events left-joined with the
+    # predictions: a missing row is a NaN score, and a NaN p_ctr is a missing prediction.
+    Defect("unscored_events", GATE_MODEL, "prediction_coverage", "evaluation event without a prediction",
+           _on("predictions", lambda df: df.iloc[3:]), also=("prediction_not_nan",)),
+    Defect("nan_predictions", GATE_MODEL, "prediction_not_nan", "p_ctr is NaN", _on("predictions", _nan_at("p_ctr")),
+           expectation="(p_ctr)", also=("prediction_coverage",)),
+    Defect("nan_ctcvr_predictions", GATE_MODEL, "prediction_not_nan", "p_ctcvr is NaN",
+           _on("predictions", _nan_at("p_ctcvr")), expectation="(p_ctcvr)"),
+    Defect("p_ctr_above_one", GATE_MODEL, "prediction_range", "p_ctr outside [0, 1]",
+           _score_of_a_clicked_event("p_ctr", 1.5), expectation="(p_ctr)"),
+    Defect("negative_p_ctcvr", GATE_MODEL, "prediction_range", "p_ctcvr outside [0, 1]",
+           _score_of_a_clicked_event("p_ctcvr", -0.1), expectation="(p_ctcvr)"),
+    Defect("regressed_model", GATE_MODEL, "auc_regression", "CTR AUC below production's", _shuffled_old_items),
+    Defect("miscalibrated_model", GATE_MODEL, "calibration", "mean pCTR off the observed CTR", _on("predictions", _miscalibrated)),
     Defect("below_baseline_on_new_items", GATE_MODEL, "new_auc_vs_baseline", "below the heuristic baseline's",
            better_baseline_on_new_items),
 ]
+
+# Critical checks no data can fail inside the gate, and what refuses that input instead.
+REFUSED_BEFORE_VALIDATION = {
+    (GATE_LOGS, "days_present"): "no event partitions",  # the log reader raises before any expectation runs
+}
+
+
+def remove_every_day(ws) -> None:
+    shutil.rmtree(ws.path("events"))
+    ws.path("events").mkdir()
 
 
 # ---- one clean, gated baseline per test session ---------------------------------------------

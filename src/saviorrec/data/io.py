@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from saviorrec.file_integrity import CorruptFileError, one_line
 from saviorrec.storage.filesystem import atomic_output, join, list_names, resolve
 from saviorrec.storage.s3 import is_s3_uri
 
@@ -25,19 +26,51 @@ _DAY_DIR = re.compile(r"^ds=(\d{4}-\d{2}-\d{2})$")
 
 # ---- generic parquet on local or S3 -----------------------------------------------------
 
-def read_parquet(uri: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+# What to do about a corrupt file: the stage that wrote it writes it again, whole.
+REWRITE = "delete it and rerun the stage that writes it"
+REINGEST = "rerun ingest to rewrite the workspace's data (a damaged ingest source must be restored from its origin)"
+
+_OPEN_PREFIX = re.compile(r"^Could not open Parquet input source '[^']*': ")
+
+
+def parquet_problem(uri: str | Path) -> str | None:
+    """Why a local Parquet file cannot be read back whole (footer, page checksums), None when it
+    can. S3 is not checked: an object is stored whole or not at all, its read errors are the network's."""
+    if is_s3_uri(str(uri)) or not Path(uri).is_file():
+        return None
+    try:
+        pq.ParquetFile(str(uri), page_checksum_verification=True).read()
+    except (pa.ArrowException, OSError) as err:
+        detail = _OPEN_PREFIX.sub("", one_line(err)).split(". ")[0]
+        return f"truncated or overwritten: {detail}"
+    return None
+
+
+def require_intact(uri: str | Path, fix: str = REWRITE) -> None:
+    """CorruptFileError when the local Parquet file ``uri`` cannot be read back whole."""
+    problem = parquet_problem(uri)
+    if problem is not None:
+        raise CorruptFileError("Parquet file", uri, problem, fix)
+
+
+def read_parquet(uri: str | Path, columns: list[str] | None = None, fix: str = REWRITE) -> pd.DataFrame:
+    """One Parquet file; a damaged local one is a CorruptFileError naming it and ``fix``."""
     fs, path = resolve(uri)
     try:
-        table = pq.read_table(path, columns=columns, filesystem=fs)
+        table = pq.read_table(path, columns=columns, filesystem=fs, page_checksum_verification=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"parquet file not found: {uri}") from None
+    except (pa.ArrowException, OSError):
+        require_intact(uri, fix)
+        raise  # readable after all: another problem (a missing column, the network)
     return table.to_pandas()
 
 
 def write_parquet(df: pd.DataFrame, uri: str | Path) -> None:
     table = pa.Table.from_pandas(df, preserve_index=False)
     with atomic_output(uri) as sink:  # readers never see a half-written file
-        pq.write_table(table, sink)
+        # page checksums: a reader detects bytes overwritten inside the file, not only a cut-off footer
+        pq.write_table(table, sink, write_page_checksum=True)
 
 
 # ---- events -----------------------------------------------------------------------------
@@ -76,7 +109,7 @@ def read_event_day(root: str | Path, day: dt.date | str, columns: list[str] | No
     parts = day_parts(root, day)
     if not parts:
         raise FileNotFoundError(f"no parquet files for ds={day} under {root}")
-    frames = [read_parquet(part, columns=columns) for part in parts]
+    frames = [read_parquet(part, columns=columns, fix=REINGEST) for part in parts]
     return _normalize_events(pd.concat(frames, ignore_index=True), day)
 
 
@@ -120,9 +153,16 @@ def _read_local_events(root: Path, start: dt.date | None, end: dt.date | None,
         raise FileNotFoundError(f"no event partitions in [{start}, {end}) under {root}")
     files = sorted(part for d in days for part in day_parts(root, d))
     partitioning = pads.partitioning(pa.schema([("ds", pa.string())]), flavor="hive")
-    dataset = pads.dataset(files, format="parquet", partitioning=partitioning, partition_base_dir=str(root))
+    verified = pads.ParquetFileFormat(
+        default_fragment_scan_options=pads.ParquetFragmentScanOptions(page_checksum_verification=True))
     wanted = None if columns is None else [c for c in columns if c != "ds"] + ["ds"]
-    frame = dataset.to_table(columns=wanted).to_pandas()
+    try:
+        dataset = pads.dataset(files, format=verified, partitioning=partitioning, partition_base_dir=str(root))
+        frame = dataset.to_table(columns=wanted).to_pandas()
+    except (pa.ArrowException, OSError):
+        for part in files:  # the dataset's error need not name the file
+            require_intact(part, REINGEST)
+        raise
     order = [c for c in ("ds", "ts", "event_id") if c in frame]
     return _normalize_events(frame).sort_values(order, kind="stable", ignore_index=True)
 
@@ -133,7 +173,11 @@ def count_events(root: str | Path) -> int:
     for day in list_days(root):
         for part in day_parts(root, day):
             fs, path = resolve(part)
-            total += pq.read_metadata(path, filesystem=fs).num_rows
+            try:
+                total += pq.read_metadata(path, filesystem=fs).num_rows
+            except (pa.ArrowException, OSError):
+                require_intact(part, REINGEST)
+                raise
     return total
 
 
@@ -153,7 +197,7 @@ def write_events(df: pd.DataFrame, root: str | Path) -> list[str]:
 # ---- items ------------------------------------------------------------------------------
 
 def read_items(uri: str | Path) -> pd.DataFrame:
-    items = read_parquet(uri)
+    items = read_parquet(uri, fix=REINGEST)
     items["item_id"] = items["item_id"].astype("int64")
     items["first_seen"] = pd.to_datetime(items["first_seen"]).astype("datetime64[ns]")
     return items

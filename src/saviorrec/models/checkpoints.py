@@ -10,6 +10,7 @@ checkpoint named ``last`` instead. Monitoring callbacks run after the LightningM
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -22,7 +23,13 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import Sampler
 
+from saviorrec.file_integrity import require_torch_archive, torch_archive_problem
+from saviorrec.progress import TrainingProgress
+
+log = logging.getLogger("saviorrec.checkpoints")
+
 LAST = "last"
+SET_ASIDE = ".corrupt"  # suffix of a damaged epoch checkpoint moved out of Lightning's way
 
 
 def last_epoch_checkpoint(directory: str | Path) -> ModelCheckpoint:
@@ -32,9 +39,10 @@ def last_epoch_checkpoint(directory: str | Path) -> ModelCheckpoint:
 
 
 def training_callbacks(checkpoint_dir: str | Path | None, callbacks: Sequence[L.Callback] = ()) -> list[L.Callback]:
-    """``callbacks`` plus the ``last.ckpt`` writer when ``checkpoint_dir`` is given."""
+    """``callbacks``, batch progress with rate and ETA, and the ``last.ckpt`` writer when
+    ``checkpoint_dir`` is given."""
     extra = [last_epoch_checkpoint(checkpoint_dir)] if checkpoint_dir is not None else []
-    return [*callbacks, *extra]
+    return [*callbacks, TrainingProgress(), *extra]
 
 
 class TorchRngState(L.Callback):
@@ -77,14 +85,41 @@ class EpochSeededSampler(Sampler):
 def prepare_checkpoints(out_dir: str | Path, ckpt_path: str | Path | None) -> Path:
     """``out_dir/checkpoints``: cleared on a fresh run (never continue a stale fit), kept for
     ``ckpt_path="last"`` (Lightning's lookup of the ``last.ckpt`` there, a retry's resume); an
-    explicit ``ckpt_path`` must exist."""
+    explicit ``ckpt_path`` must exist and be intact.
+
+    A damaged epoch checkpoint there (the crash that made the retry necessary may have cut its
+    write short) is set aside with a warning naming it, and the fit starts from scratch: only the
+    latest epoch is kept, so there is no earlier one to fall back on, and an automatic retry
+    should still finish (seeded, a fresh fit gives what the unbroken one would) rather than wait
+    for someone to delete a file. An explicit ``ckpt_path`` was a person's choice: a damaged
+    one is an error."""
     checkpoints = Path(out_dir) / "checkpoints"
     if ckpt_path is None:
         if checkpoints.exists():
             shutil.rmtree(checkpoints)
-    elif str(ckpt_path) != LAST and not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"checkpoint to resume from not found: {ckpt_path}")
+        return checkpoints
+    if str(ckpt_path) != LAST:
+        if not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"checkpoint to resume from not found: {ckpt_path}")
+        require_torch_archive(ckpt_path, "checkpoint to resume from",
+                              "pass an intact checkpoint, `last`, or no --ckpt-path to train from scratch")
+    set_aside_damaged_checkpoints(checkpoints)
     return checkpoints
+
+
+def set_aside_damaged_checkpoints(checkpoints: Path) -> list[Path]:
+    """Rename every damaged ``*.ckpt`` under ``checkpoints`` to ``*.ckpt.corrupt`` (Lightning
+    no longer finds it; the next successful fit removes the folder) with a warning; the damaged files."""
+    damaged = []
+    for ckpt in sorted(checkpoints.rglob("*.ckpt")) if checkpoints.is_dir() else []:
+        problem = torch_archive_problem(ckpt)
+        if problem is None:
+            continue
+        ckpt.replace(ckpt.with_name(ckpt.name + SET_ASIDE))
+        log.warning("corrupt epoch checkpoint %s (%s): set aside as %s%s; this fit starts from scratch",
+                    ckpt, problem, ckpt.name, SET_ASIDE)
+        damaged.append(ckpt)
+    return damaged
 
 
 def last_checkpoint(checkpoint_dir: str | Path) -> Path | None:

@@ -14,11 +14,14 @@ import numpy as np
 import torch
 
 from saviorrec.data.vectors import nonfinite_rows
+from saviorrec.file_integrity import load_torch
 from saviorrec.models.rqvae import RQVAE, RQVAEConfig
 
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
 ASSIGN_CHUNK = 65_536
+# a damaged model is not a warm-start source; rebuilding it reassigns the SIDs, a person's call
+REBUILD = "rebuild it with build_codebook --set codebook.full_rebuild=true (every SID is reassigned)"
 
 
 class Codebook:
@@ -67,11 +70,12 @@ class Codebook:
 
 
 def load_codebook(directory: str | Path) -> Codebook:
+    """The codebook saved in ``directory``; CorruptFileError when its model file is damaged."""
     directory = Path(directory)
     path = directory / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no codebook model at {path} (run the build_codebook stage)")
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    blob = load_torch(path, "codebook model", REBUILD, weights_only=False)
     model = RQVAE(RQVAEConfig(**blob["config"]))
     model.load_state_dict(blob["state_dict"])
     return Codebook(model, blob.get("meta"))

@@ -20,7 +20,8 @@ Lightning keeps ``<codebook>/checkpoints/<space>/last.ckpt`` after every epoch o
 space resumes from its own last.ckpt when there is one (no k-means init over it). A fresh run
 clears stale checkpoints; the outputs are staged and replace the codebook folder as a whole
 only when both spaces succeeded (checkpoints included), so a failure leaves the previous
-codebook, the warm-start source, untouched.
+codebook, the warm-start source, untouched. A damaged last.ckpt is set aside (that space starts
+from scratch); a damaged previous model, snapshot or input table is an error naming the file.
 """
 
 from __future__ import annotations
@@ -51,13 +52,14 @@ from saviorrec.workspace import StageError, Workspace, write_json
 log = logging.getLogger("saviorrec.build_codebook")
 
 SNAPSHOT = "sids_snapshot.parquet"  # the SIDs this codebook produced, for the next run's churn/dedup
+SNAPSHOT_LOST = "delete it and rerun build_codebook (the new SIDs are then not matched to the previous ones)"
 
 
 def load_vectors(path: Path, item_ids: np.ndarray, what: str) -> np.ndarray:
     """[N, d] float32 in ``item_ids`` order; errors name missing items and NaN rows."""
     if not path.exists():
         raise StageError(f"{what} not found at {path}: run train_encoder first")
-    frame = io.read_parquet(path)
+    frame = io.read_parquet(path, fix="rerun train_encoder to rewrite it")
     frame = frame.drop_duplicates("item_id", keep="last").set_index("item_id")
     missing = np.setdiff1d(item_ids, frame.index.to_numpy())
     if len(missing):
@@ -102,7 +104,7 @@ def build_space(x: np.ndarray, item_ids: np.ndarray, params: Params, directory: 
     if len(x) < config.codebook_size:
         raise StageError(f"codebook.codebook_size={config.codebook_size} is larger than the item count {len(x)}: "
                          f"lower codebook.codebook_size to at most {len(x)}")
-    previous = io.read_parquet(directory / SNAPSHOT) if (directory / SNAPSHOT).exists() else None
+    previous = io.read_parquet(directory / SNAPSHOT, fix=SNAPSHOT_LOST) if (directory / SNAPSHOT).exists() else None
     init_state, warm = None, False
     if not cb.full_rebuild and (directory / MODEL_FILE).exists():
         old = load_codebook(directory)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from saviorrec.file_integrity import load_npy
 from saviorrec.models.quantizer import kmeans_centroids
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ CENTROIDS_FILES = {"cl": "content_clusters.npy", "tcl": "text_clusters.npy"}
 # ranker config.json key holding each kind's cluster count (0 = off)
 META_KEYS = {"cl": "content_clusters", "tcl": "text_clusters"}
 KMEANS_ITERS = 25
+RETRAIN = "retrain it with train_ranker --set ranker.warm_start=false"  # the ranker's own files' fix
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -68,5 +70,6 @@ def save(directory: str | Path, centroids: np.ndarray, kind: str = "cl") -> None
 
 
 def load(directory: str | Path, kind: str = "cl") -> np.ndarray | None:
+    """The saved centroids of ``kind``, None when the ranker has none; CorruptFileError when damaged."""
     path = Path(directory) / CENTROIDS_FILES[kind]
-    return np.load(path) if path.is_file() else None
+    return load_npy(path, "ranker cluster centroids", RETRAIN) if path.is_file() else None

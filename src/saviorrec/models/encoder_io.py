@@ -14,10 +14,13 @@ from typing import Any
 import torch
 
 from saviorrec.atomic_files import atomic_path, write_text_atomic
+from saviorrec.file_integrity import load_torch, read_json
 from saviorrec.models.encoder import ItemEncoder
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.pt"
+# a damaged encoder is no warm-start source; a fresh one moves z (and then the SIDs), a person's call
+RETRAIN = "retrain it with train_encoder --set encoder.warm_start=false"
 
 
 def save_item_encoder(encoder: ItemEncoder, directory: str | Path) -> Path:
@@ -35,11 +38,12 @@ def save_item_encoder(encoder: ItemEncoder, directory: str | Path) -> Path:
 def read_config(directory: str | Path) -> dict[str, Any] | None:
     """The saved encoder's config, None when ``directory`` holds no complete encoder."""
     path = Path(directory) / CONFIG_FILE
-    return json.loads(path.read_text()) if path.is_file() and (Path(directory) / WEIGHTS_FILE).is_file() else None
+    complete = path.is_file() and (Path(directory) / WEIGHTS_FILE).is_file()
+    return read_json(path, "encoder config", RETRAIN) if complete else None
 
 
 def read_weights(directory: str | Path) -> dict[str, torch.Tensor]:
-    return torch.load(Path(directory) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    return load_torch(Path(directory) / WEIGHTS_FILE, "encoder weights", RETRAIN, weights_only=True)
 
 
 def load_item_encoder(directory: str | Path) -> ItemEncoder:

@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from saviorrec.data.io import read_parquet
+from saviorrec.data.io import REWRITE, read_parquet
 from saviorrec.data.samples import IdVocab, ItemFeatures, sid_columns
+from saviorrec.file_integrity import load_npy, load_torch, read_json, require_torch_archive
 from saviorrec.models import content_clusters
 from saviorrec.models.ranker_module import RankerModule
 from saviorrec.models.variants import VARIANTS, VariantSpec
@@ -36,6 +37,11 @@ META_FILE = "config.json"
 ID_VOCAB_FILE = "id_vocab.npy"
 MODEL_FILE = "model.ckpt"
 
+RETRAIN = content_clusters.RETRAIN  # what to do about any damaged file of a ranker
+# the stage that writes each item table (what to rerun when one is damaged)
+WRITTEN_BY = {"embeddings": "train_encoder", "text_features": "train_encoder", "sids": "build_codebook",
+              "sids_generic": "build_codebook"}
+
 # the plain text vectors alone (for the text clusters of variants whose item vectors are z)
 TEXT_VECTORS = VariantSpec("text_features", None, False, ())
 # embedding space of each item table, for the items missing from it (semantic_ids.embed_and_assign)
@@ -45,7 +51,7 @@ SPACE = {"embeddings": "behavior", "sids": "behavior", "text_features": "generic
 def read_meta(ranker_dir: str | Path) -> dict[str, Any] | None:
     """The ranker's ``config.json``, or None when there is no ranker in ``ranker_dir``."""
     path = Path(ranker_dir) / META_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path, "ranker config", RETRAIN) if path.is_file() else None
 
 
 def write_meta(ranker_dir: str | Path, meta: dict[str, Any]) -> None:
@@ -54,7 +60,12 @@ def write_meta(ranker_dir: str | Path, meta: dict[str, Any]) -> None:
 
 def read_id_vocab(ranker_dir: str | Path) -> np.ndarray:
     """The item IDs owning a behavior-ID row, as saved."""
-    return np.load(Path(ranker_dir) / ID_VOCAB_FILE)
+    return load_npy(Path(ranker_dir) / ID_VOCAB_FILE, "ranker ID vocabulary", RETRAIN)
+
+
+def read_checkpoint(ranker_dir: str | Path) -> dict[str, Any]:
+    """The ranker's Lightning checkpoint (``model.ckpt``) as a dict: what a warm start reads."""
+    return load_torch(Path(ranker_dir) / MODEL_FILE, "ranker checkpoint", RETRAIN, weights_only=False)
 
 
 def save_id_vocab(ranker_dir: str | Path, vocab: IdVocab) -> None:
@@ -69,7 +80,8 @@ def load_ranker(ranker_dir: str | Path) -> tuple[RankerModule | None, dict[str, 
         raise FileNotFoundError(f"no ranker at {ranker_dir} (config.json missing): run train_ranker first")
     if not VARIANTS[meta["variant"]].neural:
         return None, meta, None
-    module = RankerModule.load_from_checkpoint(ranker_dir / MODEL_FILE, map_location="cpu")
+    checkpoint = require_torch_archive(ranker_dir / MODEL_FILE, "ranker checkpoint", RETRAIN)
+    module = RankerModule.load_from_checkpoint(checkpoint, map_location="cpu")
     module.eval()
     return module, meta, IdVocab(read_id_vocab(ranker_dir))
 
@@ -78,7 +90,7 @@ def _read_table(ws: Workspace, name: str) -> pd.DataFrame:
     path = ws.path(name)
     if not Path(path).exists():
         raise FileNotFoundError(f"{name} table not found at {path}: run the stage that writes it first")
-    return read_parquet(path)
+    return read_parquet(path, fix=f"rerun {WRITTEN_BY[name]} to rewrite it" if name in WRITTEN_BY else REWRITE)
 
 
 def item_tables(ws: Workspace, spec: VariantSpec, items: pd.DataFrame | None = None,

@@ -19,7 +19,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import pandas as pd
-import torch
 
 from saviorrec.config import Params
 from saviorrec.config.model import Ranker as RankerParams
@@ -33,6 +32,7 @@ from saviorrec.models.ranker_artifacts import (
     MODEL_FILE,
     cluster_vectors,
     item_tables,
+    read_checkpoint,
     read_id_vocab,
     read_meta,
     save_id_vocab,
@@ -70,7 +70,7 @@ def _rows_map(old_ids: np.ndarray, new_ids: np.ndarray, offset: int) -> tuple[np
 
 def warm_start_state(module: RankerModule, previous_dir: Path, meta: dict, vocab: IdVocab, cat_vocab: np.ndarray) -> int:
     """Load the previous weights into ``module``: ID / category rows by key, other tensors when shapes match."""
-    old = torch.load(previous_dir / MODEL_FILE, map_location="cpu", weights_only=False)["state_dict"]
+    old = read_checkpoint(previous_dir)["state_dict"]
     state = module.state_dict()
     old_ids = read_id_vocab(previous_dir)
     old_cats = np.array(meta["category_vocab"], dtype=object)

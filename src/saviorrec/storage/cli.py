@@ -4,12 +4,15 @@
     saviorrec registry show v3
     saviorrec registry promote v3
     saviorrec registry rollback
+    saviorrec registry gc [--older-than 1h] [--yes]   # incomplete versions left by dead uploads
     saviorrec registry list --set registry.uri=s3://my-bucket/saviorrec   # S3 instead of registry/
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import typer
@@ -88,6 +91,63 @@ def rollback(params: str = ParamsOption, set_: list[str] | None = SetOption) -> 
     """Point production back at the previously promoted version."""
     registry = open_from_cli(params, set_)
     echo_json(guarded(registry.rollback))
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``90m``, ``1h``, ``2d``, ``30s`` -> timedelta; ValueError naming the expected form."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"--older-than {text!r}: expected a number and a unit s, m, h or d "
+                         f"(e.g. 90m, 1h, 2d)")
+    return dt.timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def format_age(age: dt.timedelta) -> str:
+    """The two largest units: 2d03h, 1h05m, 4m10s, 12s."""
+    seconds = int(age.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+@registry_app.command("gc")
+def gc(older_than: str = typer.Option("1h", "--older-than", metavar="AGE",
+                                      help="only versions nothing wrote to for AGE (30s, 90m, 1h, 2d): "
+                                           "a younger one may be an upload still running"),
+       yes: bool = typer.Option(False, "--yes", "-y",
+                                help="delete (default: only print what would be removed)"),
+       params: str = ParamsOption, set_: list[str] | None = SetOption) -> None:
+    """Remove versions left incomplete (no manifest) by uploads that died; dry run unless --yes.
+
+    Complete versions and any version the production pointer names are never touched.
+    """
+    try:
+        age_limit = parse_duration(older_than)
+    except ValueError as err:
+        fail(err)
+    registry = open_from_cli(params, set_)
+    rows = guarded(lambda: registry.gc(age_limit, delete=yes))
+    typer.echo(f"{registry.name} @ {registry.store.describe(registry.prefix)}")
+    if not rows:
+        typer.echo("  nothing to remove: no incomplete version")
+        return
+    for row in rows:
+        verb = "keep" if row["action"] == "keep" else "removed" if row["removed"] else "would remove"
+        files = f"{row['files']} file{'' if row['files'] == 1 else 's'}"
+        typer.echo(f"  {verb:<12} {row['version']:<6} {row['reason']}; {files}, "
+                   f"last write {format_age(row['age'])} ago")
+    removable = sum(row["action"] == "remove" for row in rows)
+    if not yes and removable:
+        typer.echo(f"dry run: nothing removed; re-run with --yes to remove {removable} incomplete version(s)")
 
 
 @registry_app.command("summary")

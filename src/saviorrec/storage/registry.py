@@ -6,6 +6,9 @@ Layout under the store root (``registry.uri``)::
     models/NAME/v1/manifest.json   written last: a version without it is incomplete
     models/NAME/production.json    {"version", "previous", "promoted_at", "history"}
 
+A version without a manifest is an upload that died (or is still running); ``Registry.gc``
+removes those once nothing has written to them for a while.
+
 Publishing claims a fresh version name with a conditional write, uploads every file,
 re-reads each file's checksum from the store and only then writes the manifest. Promoting
 verifies the version again and moves the pointer with a compare-and-swap, so a crash or an
@@ -195,7 +198,8 @@ class Registry:
             try:
                 self.store.delete_prefix(self._key(version))
             except Exception:  # noqa: BLE001 - the store may be the thing that failed
-                log.warning("could not remove incomplete %s %s; it stays unusable (no manifest)", self.name, version)
+                log.warning("could not remove incomplete %s %s; it stays unusable (no manifest) until "
+                            "`saviorrec registry gc` removes it", self.name, version)
             raise
         return version
 
@@ -247,6 +251,50 @@ class Registry:
                 f"the production pointer of {self.name} moved concurrently (now {now}); "
                 f"{pointer['version']} was not promoted, retry if still wanted"
             ) from None
+
+    # ---- garbage collection ------------------------------------------------------------
+
+    def gc(self, older_than: dt.timedelta, delete: bool = False) -> list[dict[str, Any]]:
+        """Every incomplete version (no manifest: an upload that died), each marked ``remove`` or ``keep``.
+
+        Only an incomplete version whose last write is older than ``older_than`` is removed:
+        a younger one may be an upload still running (it writes file after file). Complete
+        versions are never touched, nor any version the production pointer names (current,
+        previous, history). With ``delete`` the ``remove`` rows are deleted, each after one
+        more manifest check; otherwise nothing changes (a dry run).
+        """
+        pointer = self.production() or {}
+        pinned = {pointer.get("version"), pointer.get("previous"), *pointer.get("history", [])} - {None}
+        now = dt.datetime.now(dt.UTC)
+        rows = []
+        for version in self.versions():
+            if self.manifest(version) is not None:
+                continue
+            prefix = self._key(version)
+            last_write = self.store.last_modified(prefix)
+            if last_write is None:  # removed by someone else meanwhile
+                continue
+            age = max(now - last_write, dt.timedelta(0))
+            row = {"version": version, "files": len(self.store.list_keys(prefix)), "age": age,
+                   "action": "keep", "removed": False}
+            if version in pinned:
+                row["reason"] = "named by the production pointer"
+            elif age < older_than:
+                row["reason"] = "written to recently: its upload may still be running"
+            else:
+                row["action"], row["reason"] = "remove", "incomplete (no manifest)"
+            rows.append(row)
+        if delete:
+            for row in rows:
+                if row["action"] != "remove":
+                    continue
+                if self.manifest(row["version"]) is not None:  # its upload finished after all
+                    row["action"], row["reason"] = "keep", "completed while gc ran"
+                    continue
+                self.store.delete_prefix(self._key(row["version"]))
+                row["removed"] = True
+                log.info("gc removed incomplete %s %s", self.name, row["version"])
+        return rows
 
     # ---- using a version ----------------------------------------------------------------
 

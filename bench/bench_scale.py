@@ -1,0 +1,234 @@
+"""Cost of the whole pipeline against data size: the `large` preset at several scales, stage by stage.
+
+    export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+    .venv/bin/python bench/bench_scale.py --scales 0.02,0.05 --root /tmp/scale
+    .venv/bin/python bench/bench_scale.py --scales 0.1,0.2 --root /tmp/scale    # adds to the same metrics/scale.json
+    .venv/bin/python bench/bench_scale.py --report                               # table, exponents and PNG only
+
+For each scale ``s`` it builds ``ROOT/scale_<s>`` (the ``large`` world with users, items, brands and
+daily impressions multiplied by ``s``, 60 days kept, the training budgets scaled to the data as
+bench/bench_cold_start.py's ``syn-large-<s>`` settings) and runs every stage up to
+``validate_model`` exactly as ``dvc repro`` does: ``python -m pipelines.<stage>`` in a child
+process, so that each stage's wall time and peak RSS are its own (``os.wait4``). Then the
+``id_only`` ranker on the same workspace, for the quality comparison. A gate that fails is
+recorded and the run goes on; a training stage that fails stops that scale. Each scale gets a cold
+MiniLM text cache: encoding the catalog is part of what a first run costs.
+
+It prints, per stage and scale, seconds, peak RSS and throughput (impressions/s, items/s), and the
+cost exponent of every stage (least-squares slope of log seconds against log impressions, and
+against log items, over the scales measured; 1.0 is linear). For the run: collision rate and
+unique final IDs, and saviorrec's and id_only's new-item and overall CTR AUC beside the oracle.
+Results accumulate in ``--out`` (default metrics/scale.json, one entry per scale, so scales can be
+measured in separate sessions) with a PNG of seconds and peak RSS against impressions beside it.
+The exponents are ratios between runs of this machine, but runs made on different days share it
+with different neighbours: compare scales measured in one invocation where it matters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import bench_cold_start as cold  # noqa: E402  (puts the repository root on sys.path)
+
+from saviorrec.config import write_workspace_params  # noqa: E402
+
+REPO = cold.REPO
+STAGES = ["ingest", "validate_logs", "train_encoder", "build_codebook", "validate_sids",
+          "train_ranker", "evaluate", "baseline", "validate_model"]
+GATES = {"validate_logs", "validate_sids", "validate_model"}
+COMPARED = "id_only"  # ranker variant run after the pipeline, for the quality comparison
+
+
+def scale_overrides(scale: float) -> dict:
+    """The `large` world at ``scale`` with its budgets, and its own text cache."""
+    setting = cold.Setting("large", cold.SYN_LARGE_SPLIT, "", scale=scale)
+    return cold.setting_overrides(setting)
+
+
+def run_child(stage: str, ws: Path, log: Path, sets: list[str], threads: int | None) -> dict:
+    """``python -m pipelines.<stage>`` in ``ws``; its own wall seconds, peak RSS and exit status."""
+    cmd = [sys.executable, "-m", f"pipelines.{stage}", "--params", str(ws / "params.yaml"), "--workdir", str(ws)]
+    for item in sets:
+        cmd += ["--set", item]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    started = time.perf_counter()
+    with log.open("w") as out:
+        child = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return {"seconds": round(time.perf_counter() - started, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+            "exit": child.returncode, "log": str(log)}
+
+
+def _ranker_metrics(ws: Path) -> dict:
+    metrics = json.loads((ws / "metrics" / "ranker.json").read_text())
+    new = metrics["buckets"]["new"]
+    return {"auc": metrics["overall"]["ctr_auc"], "oracle_auc": metrics["overall"].get("ctr_oracle_auc"),
+            "new_auc": new["ctr_auc"], "new_oracle_auc": new.get("ctr_oracle_auc"), "new_n": new.get("n")}
+
+
+def measure_scale(scale: float, root: Path, threads: int | None) -> dict:
+    ws = root / f"scale_{scale:g}"
+    (ws / "logs").mkdir(parents=True, exist_ok=True)
+    overrides = {**scale_overrides(scale), "paths.text_cache": str(ws / ".cache" / "text_features")}
+    write_workspace_params(ws, {"preset": "large", **overrides}, base=REPO / "params.yaml")
+    entry: dict = {"scale": scale, "overrides": overrides, "stages": {}, "quality": {}}
+    for stage in STAGES:
+        result = run_child(stage, ws, ws / "logs" / f"{stage}.log", [], threads)
+        entry["stages"][stage] = result
+        print(f"[x{scale:g}] {stage}: {result['seconds']}s, peak RSS {result['peak_rss_mib']:.0f} MiB"
+              + ("" if result["exit"] == 0 else f", exit {result['exit']} (see {result['log']})"), flush=True)
+        if stage == "ingest" and result["exit"] == 0:
+            summary = json.loads((ws / "metrics" / "ingest.json").read_text()) if (ws / "metrics" / "ingest.json").is_file() else {}
+            entry["impressions"], entry["items"] = _data_size(ws, summary)
+        if stage == "evaluate" and result["exit"] == 0:
+            entry["quality"]["saviorrec"] = _ranker_metrics(ws)
+        if result["exit"] != 0 and stage not in GATES:
+            entry["stopped_at"] = stage
+            return entry
+    codebook = json.loads((ws / "metrics" / "codebook.json").read_text())
+    entry["sids"] = {k: codebook.get(k) for k in ("raw_collision_rate", "unique_fraction", "utilization", "codebook_size", "levels")}
+    entry["gates"] = {g: json.loads((ws / "reports" / "gates" / f"{g}.json").read_text())["passed"]
+                      for g in sorted(GATES) if (ws / "reports" / "gates" / f"{g}.json").is_file()}
+    sets = [f"ranker.variant={COMPARED}"]
+    for stage in ("train_ranker", "evaluate"):
+        result = run_child(stage, ws, ws / "logs" / f"{stage}_{COMPARED}.log", sets, threads)
+        entry["stages"][f"{stage}[{COMPARED}]"] = result
+        if result["exit"] != 0:
+            break
+    else:
+        entry["quality"][COMPARED] = _ranker_metrics(ws)
+    return entry
+
+
+def _data_size(ws: Path, ingest: dict) -> tuple[int, int]:
+    """(impressions, catalog items) of the workspace, read from the written data."""
+    import pyarrow.dataset as ds
+
+    impressions = ds.dataset(ws / "data" / "events", format="parquet", partitioning="hive").count_rows()
+    items = ds.dataset(ws / "data" / "items.parquet", format="parquet").count_rows()
+    return int(impressions), int(items)
+
+
+def exponent(xs: list[float], ys: list[float]) -> float | None:
+    """Least-squares slope of log y against log x (None with fewer than two distinct x)."""
+    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0]
+    if len({p[0] for p in pts}) < 2:
+        return None
+    mx = sum(p[0] for p in pts) / len(pts)
+    my = sum(p[1] for p in pts) / len(pts)
+    return sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)
+
+
+def _num(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def report(results: dict) -> str:
+    entries = sorted((e for e in results["scales"].values() if "impressions" in e), key=lambda e: e["scale"])
+    if not entries:
+        return "no measured scale"
+    names = [s for s in entries[-1]["stages"]]
+    heads = [f"x{e['scale']:g} ({e['impressions']:,} imp, {e['items']:,} items)" for e in entries]
+    lines = ["seconds (peak RSS MiB) per stage; throughput in impressions/s and items/s",
+             f"{'stage':28s}" + "".join(f"{h:>44s}" for h in heads)]
+    exponents = {}
+    for name in names:
+        cells = []
+        for e in entries:
+            r = e["stages"].get(name)
+            cells.append("-" if r is None else
+                         f"{r['seconds']:.0f}s ({r['peak_rss_mib']:.0f}) {e['impressions'] / r['seconds']:,.0f}/s "
+                         f"{e['items'] / r['seconds']:,.0f}/s" + ("" if r["exit"] == 0 else " FAILED"))
+        lines.append(f"{name:28s}" + "".join(f"{c:>44s}" for c in cells))
+        done = [e for e in entries if name in e["stages"] and e["stages"][name]["exit"] == 0]
+        secs = [e["stages"][name]["seconds"] for e in done]
+        exponents[name] = {"vs_impressions": exponent([e["impressions"] for e in done], secs),
+                           "vs_items": exponent([e["items"] for e in done], secs),
+                           "rss_vs_impressions": exponent([e["impressions"] for e in done],
+                                                          [e["stages"][name]["peak_rss_mib"] for e in done])}
+    totals = [sum(r["seconds"] for r in e["stages"].values()) for e in entries]
+    peaks = [max(r["peak_rss_mib"] for r in e["stages"].values()) for e in entries]
+    cells = [f"{t:.0f}s (peak {p:.0f})" for t, p in zip(totals, peaks, strict=True)]
+    lines.append(f"{'whole run':28s}" + "".join(f"{c:>44s}" for c in cells))
+    exponents["whole run"] = {"vs_impressions": exponent([e["impressions"] for e in entries], totals),
+                              "vs_items": exponent([e["items"] for e in entries], totals),
+                              "rss_vs_impressions": exponent([e["impressions"] for e in entries], peaks)}
+    results["exponents"] = exponents
+    lines += ["", "cost exponent (log-log slope; 1.0 = linear): seconds vs impressions, vs items; peak RSS vs impressions"]
+    for name, ex in exponents.items():
+        lines.append(f"{name:28s}" + "".join(f"{'-' if v is None else f'{v:.2f}':>10s}" for v in ex.values()))
+    lines += ["", "quality on the evaluation window (CTR AUC; oracle = the world's true click probability)"]
+    for e in entries:
+        q, sids = e.get("quality", {}), e.get("sids", {})
+        parts = [f"{v}: new {_num(m['new_auc'])} (oracle {_num(m['new_oracle_auc'])}, n={m['new_n']}), "
+                 f"overall {_num(m['auc'])} (oracle {_num(m['oracle_auc'])})" for v, m in q.items()]
+        lines.append(f"x{e['scale']:g}: " + "; ".join(parts or ["not evaluated"]))
+        if sids:
+            lines.append(f"      SIDs: collisions {sids['raw_collision_rate']:.2%}, unique {sids['unique_fraction']:.2%}, "
+                         f"{sids.get('levels')} x {sids.get('codebook_size')} codes; gates {e.get('gates')}")
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    entries = sorted((e for e in results["scales"].values() if "impressions" in e), key=lambda e: e["scale"])
+    fig, (secs, rss) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name in entries[-1]["stages"] if entries else []:
+        done = [e for e in entries if name in e["stages"] and e["stages"][name]["exit"] == 0]
+        x = [e["impressions"] for e in done]
+        secs.plot(x, [e["stages"][name]["seconds"] for e in done], marker="o", label=name)
+        rss.plot(x, [e["stages"][name]["peak_rss_mib"] / 1024 for e in done], marker="o", label=name)
+    for ax, what in ((secs, "seconds"), (rss, "peak RSS (GiB)")):
+        ax.set_xscale("log"), ax.set_yscale("log"), ax.set_xlabel("impressions"), ax.set_ylabel(what)
+        ax.grid(True, which="both", alpha=0.3)
+    rss.axhline(8, color="red", linestyle="--", label="8 GiB target")
+    secs.legend(fontsize=7)
+    fig.suptitle("bench/bench_scale.py: `large` preset at several scales, 2-core machine")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales", default="0.02,0.05", help="comma-separated multiples of the large preset")
+    parser.add_argument("--root", type=Path, default=Path("/tmp/saviorrec-scale"), help="workspaces (kept)")
+    parser.add_argument("--out", type=Path, default=REPO / "metrics" / "scale.json", help="results JSON (accumulates)")
+    parser.add_argument("--threads", type=int, default=None, help="OMP/MKL threads per stage (default: all cores)")
+    parser.add_argument("--report", action="store_true", help="only print the table and redraw the PNG from --out")
+    args = parser.parse_args(argv)
+
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {"scales": {}}
+    if not args.report:
+        for scale in (float(s) for s in args.scales.split(",")):
+            results["scales"][f"{scale:g}"] = measure_scale(scale, args.root, args.threads)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=2))
+    text = report(results)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    if results["scales"]:
+        plot(results, args.out.with_suffix(".png"))
+        print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
