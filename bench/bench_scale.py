@@ -66,8 +66,8 @@ def run_child(stage: str, ws: Path, log: Path, sets: list[str], threads: int | N
     started = time.perf_counter()
     with log.open("w") as out:
         child = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS, not the session's
+        child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
     return {"seconds": round(time.perf_counter() - started, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
             "exit": child.returncode, "log": str(log)}
 
@@ -91,8 +91,7 @@ def measure_scale(scale: float, root: Path, threads: int | None) -> dict:
         print(f"[x{scale:g}] {stage}: {result['seconds']}s, peak RSS {result['peak_rss_mib']:.0f} MiB"
               + ("" if result["exit"] == 0 else f", exit {result['exit']} (see {result['log']})"), flush=True)
         if stage == "ingest" and result["exit"] == 0:
-            summary = json.loads((ws / "metrics" / "ingest.json").read_text()) if (ws / "metrics" / "ingest.json").is_file() else {}
-            entry["impressions"], entry["items"] = _data_size(ws, summary)
+            entry["impressions"], entry["items"] = _data_size(ws)
         if stage == "evaluate" and result["exit"] == 0:
             entry["quality"]["saviorrec"] = _ranker_metrics(ws)
         if result["exit"] != 0 and stage not in GATES:
@@ -113,7 +112,7 @@ def measure_scale(scale: float, root: Path, threads: int | None) -> dict:
     return entry
 
 
-def _data_size(ws: Path, ingest: dict) -> tuple[int, int]:
+def _data_size(ws: Path) -> tuple[int, int]:
     """(impressions, catalog items) of the workspace, read from the written data."""
     import pyarrow.dataset as ds
 
