@@ -23,7 +23,7 @@ after a code change). MiniLM text vectors are cached once for all settings (ROOT
 Per setting it prints: the data (impressions, items, the evaluation window's new bucket), the
 variant table of CTR AUC on ``new`` items and overall (mean +- std over seeds, worst seed, the
 synthetic oracle), whether saviorrec >= max(content_frozen, id_only) on new items on every seed
-(the margin per seed), and the encoder's hit@k numbers from metrics/encoder.json (every
+(the margin per seed), and the encoder's hit@k numbers from reports/details/encoder.json (every
 ``hit_at_*`` key and every number under ``retrieval``, mean over seeds). ``--out`` gets one JSON
 with all of it (per setting: params overrides, per-seed metrics of every bucket, encoder numbers,
 timings, summary). A setting that fails is reported and the others still run (exit status 1).
@@ -216,8 +216,8 @@ def finish_upstream(root: Path, summaries: dict) -> dict:
 
 
 def encoder_numbers(root: Path) -> dict[str, float]:
-    """Every numeric ``hit_at_*`` entry of metrics/encoder.json and every number under its ``retrieval``."""
-    path = root / "metrics" / "encoder.json"
+    """Every numeric ``hit_at_*`` entry of reports/details/encoder.json and every number under its ``retrieval``."""
+    path = root / "reports" / "details" / "encoder.json"
     if not path.is_file():
         return {}
     metrics = json.loads(path.read_text())
@@ -326,10 +326,10 @@ def format_setting(name: str, entry: dict) -> str:
             vals = [n[key] for n in enc.values() if key in n]
             value = statistics.mean(vals)
             groups.setdefault(head or "hit@k", []).append(f"{leaf}={value:.4g}" if isinstance(value, float) else f"{leaf}={value}")
-        lines.append(f"   encoder (metrics/encoder.json, mean over {len(enc)} seed(s)):")
+        lines.append(f"   encoder (reports/details/encoder.json, mean over {len(enc)} seed(s)):")
         lines.extend(f"     {head}: {' '.join(parts)}" for head, parts in groups.items())
     else:
-        lines.append("   encoder: no hit@k numbers in metrics/encoder.json")
+        lines.append("   encoder: no hit@k numbers in reports/details/encoder.json")
     return "\n".join(lines)
 
 

@@ -7,7 +7,7 @@
 One workspace per preset under --root (ingested once, reused). Runs the real
 train_encoder stage and prints hit@k of z, of the plain MiniLM text features of the same
 items (the reference, same process, same pairs) and their ratio, for each pair set of
-metrics/encoder.json: warm (held-out pairs of trained items), cold (pairs of the newest
+reports/details/encoder.json: warm (held-out pairs of trained items), cold (pairs of the newest
 listings, never trained on), future and future_new (next clicks after the cut, and those on
 items listed after it). Also the chosen epoch and correction scale, and the stage time.
 Targets: warm ratio >= 1.30; cold and future_new ratio >= 1.30 on synthetic worlds and

@@ -73,7 +73,7 @@ def run_child(stage: str, ws: Path, log: Path, sets: list[str], threads: int | N
 
 
 def _ranker_metrics(ws: Path) -> dict:
-    metrics = json.loads((ws / "metrics" / "ranker.json").read_text())
+    metrics = json.loads((ws / "reports" / "details" / "ranker.json").read_text())
     new = metrics["buckets"]["new"]
     return {"auc": metrics["overall"]["ctr_auc"], "oracle_auc": metrics["overall"].get("ctr_oracle_auc"),
             "new_auc": new["ctr_auc"], "new_oracle_auc": new.get("ctr_oracle_auc"), "new_n": new.get("n")}
@@ -97,7 +97,7 @@ def measure_scale(scale: float, root: Path, threads: int | None) -> dict:
         if result["exit"] != 0 and stage not in GATES:
             entry["stopped_at"] = stage
             return entry
-    codebook = json.loads((ws / "metrics" / "codebook.json").read_text())
+    codebook = json.loads((ws / "reports" / "details" / "codebook.json").read_text())
     entry["sids"] = {k: codebook.get(k) for k in ("raw_collision_rate", "unique_fraction", "utilization", "codebook_size", "levels")}
     entry["gates"] = {g: json.loads((ws / "reports" / "gates" / f"{g}.json").read_text())["passed"]
                       for g in sorted(GATES) if (ws / "reports" / "gates" / f"{g}.json").is_file()}

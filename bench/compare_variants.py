@@ -69,7 +69,7 @@ def run_upstream(root: Path, seed: int, timings: dict) -> dict:
 
 
 def run_variants(root: Path, variants: list[str], seed: int, extra: dict, timings: dict):
-    """train_ranker -> evaluate per variant in ``root``; yields (variant, flattened metrics/ranker.json)."""
+    """train_ranker -> evaluate per variant in ``root``; yields (variant, flattened reports/details/ranker.json)."""
     for variant in variants:
         start = time.perf_counter()
         # extra (--set) applies here too: an existing --workspace has its own params.yaml
@@ -77,7 +77,7 @@ def run_variants(root: Path, variants: list[str], seed: int, extra: dict, timing
         run_in(root, "train_ranker", stage_overrides)
         run_in(root, "evaluate", stage_overrides)
         timings[f"{seed}/{variant}"] = round(time.perf_counter() - start, 1)
-        metrics = json.loads((root / "metrics" / "ranker.json").read_text())
+        metrics = json.loads((root / "reports" / "details" / "ranker.json").read_text())
         m = metrics["buckets"]["new"]
         print(f"[seed {seed}] {variant}: overall {metrics['overall']['ctr_auc']}, new {m['ctr_auc']} "
               f"(oracle {m.get('ctr_oracle_auc')}) in {timings[f'{seed}/{variant}']}s", flush=True)

@@ -19,7 +19,7 @@ import pandas as pd
 
 SID_TABLES = ("artifacts/sids.parquet", "artifacts/sids_generic.parquet")
 VECTOR_TABLES = ("artifacts/embeddings.parquet", "artifacts/text_features.parquet")
-METRICS = ("metrics/ranker.json", "metrics/codebook.json", "metrics/encoder.json")
+METRICS = ("reports/details/ranker.json", "reports/details/codebook.json", "reports/details/encoder.json")
 
 
 def numbers(payload: dict, prefix: str = "") -> dict[str, float]:
@@ -53,7 +53,7 @@ def main() -> None:
                  if "seconds" not in k and (b.get(k) is None or abs(v - b[k]) > args.tolerance)}
         print(f"{name}: {len(a)} numbers, {len(moved)} differ by > {args.tolerance:g} (timings excluded)"
               + (f": {moved}" if moved else ""))
-        if name == "metrics/ranker.json":
+        if name == "reports/details/ranker.json":
             unchanged &= not moved
     print("results unchanged" if unchanged else "RESULTS CHANGED")
     raise SystemExit(0 if unchanged else 1)

@@ -10,7 +10,7 @@
 
 Trains the workspace's encoder again in this process, as train_encoder does (the same library
 calls for pairs, cold items, budget and seed), without choosing: after every epoch it prints hit@30 of z at each
-correction scale on the four pair sets of metrics/encoder.json (warm, cold, future, future_new),
+correction scale on the four pair sets of reports/details/encoder.json (warm, cold, future, future_new),
 beside plain MiniLM and its principal-axes projection (the content part of z). Nothing in the
 workspace is written. ``--random-cold`` holds out a seeded random share of items instead of the
 newest listings, to compare the two as a guide for choosing the scale; ``--plain`` trains the

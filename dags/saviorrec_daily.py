@@ -1,18 +1,31 @@
-"""saviorrec_daily: the daily refresh of the SaviorRec cold-start CTR model.
+"""# saviorrec_daily
 
-prepare -> ingest -> validate_logs -> encoder_cadence -+-> train_encoder -> build_codebook -+-> validate_sids
-                                                       +-> reuse_encoder -------------------+
-validate_sids -> mark_validated -+-> train_ranker -> evaluate -+-> validate_model -> promote
-                                 +-> baseline -----------------+
+The daily refresh of the SaviorRec cold-start CTR model.
 
-Each stage task calls `saviorrec.stages.run_stage` on the stage module `dvc repro` runs,
-in the run's own folder `<airflow.runs_root>/<logical date>` (params.yaml resolved from the
-repository's params + this run's form). The encoder and codebook are retrained every
-`airflow.encoder_every_days`; other runs reuse the last validated ones (`reuse_encoder`).
-`baseline` trains and scores the plain-content ranker (`baseline.variant`) on the same window;
-validate_model refuses a candidate whose new-item AUC is below it by more than the tolerance.
-A failed gate fails its task without retries, so `promote` (trigger rule all_success) never runs.
-Training tasks (baseline included) go to the `gpu` queue and pool; a retried one resumes from its last checkpoint.
+```
+prepare -> ingest -> validate_logs -> encoder_cadence
+encoder_cadence -> train_encoder -> build_codebook -> validate_sids     (refresh day)
+encoder_cadence -> reuse_encoder -------------------> validate_sids     (other days)
+validate_sids -> mark_validated -> train_ranker -> evaluate -> validate_model -> promote
+                 mark_validated -> baseline -----> evaluate
+```
+
+- Each stage task calls `saviorrec.stages.run_stage` on the stage module `dvc repro` runs, in
+  the run's own folder `<airflow.runs_root>/<logical date>` that `prepare` creates (params.yaml
+  = the repository's params + this run's form); every task reads that folder from `prepare`'s XCom.
+- The encoder and codebook are retrained every `airflow.encoder_every_days`; other runs reuse
+  the last validated ones (`reuse_encoder`).
+- `baseline` trains and scores the plain-content ranker (`baseline.variant`) on the same window;
+  `validate_model` refuses a candidate whose new-item AUC is below it by more than the tolerance.
+- The gates (`validate_logs`, `validate_sids`, `validate_model`) log a verdict table and have a
+  **Data Docs** link on the task instance. A failed gate fails its task without retries, so
+  `promote` (trigger rule all_success) never runs.
+- **Promotion**: a manual run moves production only with `promote` ticked in the form; a scheduled
+  run follows `airflow.scheduled_promote` (default `always`).
+- **Schedule**: off unless `airflow.schedule` / `SAVIORREC_AIRFLOW_SCHEDULE` turns it on, so
+  "unpause on trigger" starts only the run you asked for (docs/airflow.md).
+- Training tasks (baseline included) go to the `gpu` queue and pool; a retried one resumes from
+  its last checkpoint.
 """
 
 from __future__ import annotations
@@ -24,12 +37,14 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_conte
 from airflow.sdk.exceptions import AirflowFailException
 
 from saviorrec.orchestration.form import RunForm, form_defaults, json_schema_fields, preset_choices
+from saviorrec.orchestration.links import ROOT_TASK, DataDocsLink
 from saviorrec.orchestration.workspace import load_base_params
 
 BASE, _ = load_base_params()
 AIRFLOW = BASE.airflow
 CATCHUP = os.environ.get("SAVIORREC_AIRFLOW_CATCHUP", str(AIRFLOW.catchup)).lower() in ("1", "true", "yes")
 GPU = {"queue": AIRFLOW.gpu_queue, "pool": AIRFLOW.gpu_pool}
+GATES = ("validate_logs", "validate_sids", "validate_model")
 
 
 def _form_params() -> dict[str, Param]:
@@ -58,20 +73,29 @@ def _data_day(context) -> dt.date:
     return start.date()
 
 
+def _run_root() -> str:
+    """The run folder `prepare` created, from its XCom: no data edge from prepare to every task."""
+    return get_current_context()["ti"].xcom_pull(task_ids=ROOT_TASK)
+
+
 def _stage(stage: str, **task_kwargs):
-    """A task running one pipeline stage in the run folder that `prepare` returned."""
+    """A task running one pipeline stage in the run folder that `prepare` returned; a gate
+    task gets a Data Docs link."""
 
     @task(task_id=stage, **task_kwargs)
-    def run(root: str) -> dict:
+    def run() -> dict:
         from saviorrec.orchestration.tasks import RunFailure, run_task
 
         try_number = get_current_context()["ti"].try_number
         try:
-            return run_task(stage, root, try_number=try_number)
+            return run_task(stage, _run_root(), try_number=try_number)
         except RunFailure as err:  # a failed gate or bad input: retrying cannot help
             raise AirflowFailException(str(err)) from None
 
-    return run
+    node = run()
+    if stage in GATES:
+        node.operator.operator_extra_links = (DataDocsLink(),)
+    return node
 
 
 @dag(
@@ -97,21 +121,24 @@ def saviorrec_daily():
     @task(retries=0)
     def prepare() -> str:
         """Validate the form server-side and create this logical date's workspace."""
-        from saviorrec.orchestration.form import FormError, validate_form
+        from saviorrec.orchestration.form import FormError, promote_policy, validate_form
         from saviorrec.orchestration.workspace import load_base_params, prepare_run_workspace
 
         context = get_current_context()
         base, _ = load_base_params()
+        run_type = str(getattr(context["dag_run"].run_type, "value", context["dag_run"].run_type))
         try:
             form = validate_form(dict(context["params"]), base)
-            run = prepare_run_workspace(_logical_date(context), form, day=_data_day(context), run_id=context["run_id"])
+            promote = promote_policy(form, run_type, base)
+            run = prepare_run_workspace(_logical_date(context), form, day=_data_day(context),
+                                        run_id=context["run_id"], promote=promote)
         except (FormError, ValueError) as err:
             raise AirflowFailException(str(err)) from None
-        print(f"run workspace: {run.root} (evaluates {run.data_day})")
+        print(f"run workspace: {run.root} (evaluates {run.data_day}); {run_type} run, registry.promote={promote}")
         return str(run.root)
 
     @task.branch
-    def encoder_cadence(root: str) -> str:
+    def encoder_cadence() -> str:
         """Retrain encoder + codebook on their cadence, else reuse the last validated ones."""
         from pathlib import Path
 
@@ -124,7 +151,7 @@ def saviorrec_daily():
         from saviorrec.orchestration.workspace import logical_datetime, read_manifest, update_manifest
         from saviorrec.workspace import Workspace
 
-        ws = Workspace.open(root)
+        ws = Workspace.open(_run_root())
         manifest = read_manifest(ws.root)
         day = dt.date.fromisoformat(manifest["data_day"])
         source = find_source(ws, Path(ws.params.airflow.runs_root), logical_datetime(manifest))
@@ -141,13 +168,13 @@ def saviorrec_daily():
         return "reuse_encoder"
 
     @task
-    def reuse_encoder(root: str) -> list[str]:
+    def reuse_encoder() -> list[str]:
         """Copy the validated encoder, codebook, embeddings and SIDs the cadence picked."""
         from saviorrec.orchestration.cadence import extend_to_catalog, reuse_artifacts, source_from_record
         from saviorrec.orchestration.workspace import read_manifest, update_manifest
         from saviorrec.workspace import Workspace
 
-        ws = Workspace.open(root)
+        ws = Workspace.open(_run_root())
         source = source_from_record(read_manifest(ws.root))
         if source is None:
             raise AirflowFailException("the artifacts picked for reuse are gone; rerun with a refresh")
@@ -158,37 +185,41 @@ def saviorrec_daily():
         return copied
 
     @task
-    def mark_validated(root: str) -> None:
+    def mark_validated() -> None:
         """Record that this run's encoder/codebook passed validate_sids (later runs may reuse them)."""
         from saviorrec.orchestration.workspace import read_manifest, update_manifest
 
+        root = _run_root()
         manifest = read_manifest(root)
         trained_on = manifest["data_day"] if manifest.get("encoder_refresh") else manifest.get("artifact_refreshed_on")
         update_manifest(root, artifacts_validated=True, encoder_refreshed_on=trained_on)
 
-    root = prepare()
-    ingest = _stage("ingest")(root)
-    validate_logs = _stage("validate_logs")(root)
-    cadence = encoder_cadence(root)
-    train_encoder = _stage("train_encoder", **GPU)(root)
-    build_codebook = _stage("build_codebook", **GPU)(root)
-    reused = reuse_encoder(root)
+    prepared = prepare()
+    ingest = _stage("ingest")
+    validate_logs = _stage("validate_logs")
+    cadence = encoder_cadence()
+    train_encoder = _stage("train_encoder", **GPU)
+    build_codebook = _stage("build_codebook", **GPU)
+    reused = reuse_encoder()
     # validate_sids checks whichever branch ran (fresh SIDs, or reused ones extended to
     # today's catalog); the trigger rule still blocks it after any upstream failure.
-    validate_sids = _stage("validate_sids", trigger_rule="none_failed_min_one_success")(root)
-    validated = mark_validated(root)
-    train_ranker = _stage("train_ranker", **GPU)(root)
-    evaluate = _stage("evaluate")(root)
-    baseline = _stage("baseline", **GPU)(root)
-    validate_model = _stage("validate_model")(root)
-    promote = _stage("promote")(root)
+    validate_sids = _stage("validate_sids", trigger_rule="none_failed_min_one_success")
+    validated = mark_validated()
+    train_ranker = _stage("train_ranker", **GPU)
+    evaluate = _stage("evaluate")
+    baseline = _stage("baseline", **GPU)
+    validate_model = _stage("validate_model")
+    promote = _stage("promote")
 
-    ingest >> validate_logs >> cadence >> [train_encoder, reused]
+    # The graph is the pipeline: every task reads the run folder from prepare's XCom, and
+    # prepare is upstream of all of them through ingest.
+    prepared >> ingest >> validate_logs >> cadence >> [train_encoder, reused]
     train_encoder >> build_codebook >> validate_sids
     reused >> validate_sids
     validate_sids >> validated >> [train_ranker, baseline]
-    train_ranker >> evaluate
-    [evaluate, baseline] >> validate_model >> promote
+    # evaluate draws the baseline beside the candidate (auc_by_bucket), so it waits for it
+    [train_ranker, baseline] >> evaluate
+    evaluate >> validate_model >> promote
 
 
 saviorrec_daily()

@@ -67,6 +67,8 @@ class ModelChecks(_Strict):
     new_auc_tolerance: Threshold
     baseline_new_auc_tolerance: Threshold  # new-item AUC vs the `baseline:` ranker's on the same events
     calibration_band: RelativeBand
+    # production trained on the candidate's data source, preset and world (older params lack the key)
+    same_setting: Flag = Flag(severity="critical")
 
 
 class Checks(_Strict):

@@ -26,7 +26,7 @@ def window_frame(ws: Workspace, events: pd.DataFrame, history: pd.DataFrame | No
     df["has_prediction"] = df["p_ctr"].notna() if "p_ctr" in df else False
     train_impressions = history["item_id"].value_counts() if history is not None else pd.Series(dtype=float)
     ev = ws.params.evaluate
-    df["bucket"] = assign_buckets(df, items, train_impressions, train_end, ev.young_days, ev.long_tail_max_impressions)
+    df["bucket"] = assign_buckets(df, items, train_impressions, train_end, ev.young_days, ev.long_tail_share)
     return df
 
 
@@ -41,12 +41,16 @@ def aucs(df: pd.DataFrame, min_positives: int) -> dict:
             "mean_p_ctr": overall["mean_p_ctr"], "observed_ctr": overall["observed_ctr"]}
 
 
-def summary_frame(candidate: dict, production: dict | None, baseline: dict | None = None) -> pd.DataFrame:
+def summary_frame(candidate: dict, production: dict | None, baseline: dict | None = None,
+                  setting: dict | None = None) -> pd.DataFrame:
     """One row: the candidate's AUCs and calibration, production's and the baseline's AUCs and the deltas.
 
-    ``baseline`` is :func:`aucs` of the baseline ranker plus its ``variant``.
+    ``baseline`` is :func:`aucs` of the baseline ranker plus its ``variant``; ``setting`` (the
+    model gate's settings comparison) adds the candidate's setting label.
     """
     row = dict(candidate)
+    if setting is not None:
+        row["setting"] = setting["candidate_label"]
     observed = candidate["observed_ctr"]
     row["calibration_ratio"] = (candidate["mean_p_ctr"] / observed) if observed else np.nan
     if production is not None:
@@ -64,7 +68,7 @@ def _delta(a, b):
     return np.nan if a is None or b is None else a - b
 
 
-def suites(df: pd.DataFrame, summary: pd.DataFrame, checks: ModelChecks) -> list[Suite]:
+def suites(df: pd.DataFrame, summary: pd.DataFrame, checks: ModelChecks, setting: dict | None = None) -> list[Suite]:
     auc_tol, new_tol, cal = checks.auc_tolerance, checks.new_auc_tolerance, checks.calibration_band
     base_tol = checks.baseline_new_auc_tolerance
     pred_cols = [c for c in ("event_id", "ds", "has_prediction", "p_ctr", "p_ctcvr") if c in df]
@@ -88,6 +92,16 @@ def suites(df: pd.DataFrame, summary: pd.DataFrame, checks: ModelChecks) -> list
             notes="mean predicted CTR / observed CTR on the evaluation window",
             meta={"check": "calibration", "message": f"mean pCTR off the observed CTR by more than {cal.ratio:.0%}"}),
     ]
+    if setting is not None:
+        differences = "; ".join(setting["differences"])
+        summary_expectations.append(gxe.ExpectColumnValuesToBeInSet(
+            column="setting", value_set=[setting["production_label"]], severity=checks.same_setting.severity,
+            notes=f"the candidate's setting (data source, preset, world) is {setting['production_name']}'s: "
+                  f"{setting['production_label']}",
+            meta={"check": "same_setting",
+                  "message": f"trained on another setting than {setting['production_name']} "
+                             f"({differences or 'none'}): its AUCs on this window are not comparable, so they "
+                             f"were not compared"}))
     if "auc_delta" in summary and summary["auc_delta"].notna().all():
         summary_expectations.append(gxe.ExpectColumnMinToBeBetween(
             column="auc_delta", min_value=-auc_tol.value, severity=auc_tol.severity,

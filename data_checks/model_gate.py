@@ -7,9 +7,19 @@ baseline stage's ``baseline_predictions``, same events) by more than
 ``production_workdir``), that overall and new-item CTR AUC are not worse than production's on the
 same events by more than the tolerances. With no production model the comparison is skipped and
 recorded as a warning, as is the baseline comparison on a window without new-item AUC.
+
+Production is compared only when it was trained on the candidate's setting (data source, preset,
+world: ``saviorrec.storage.lineage.training_setting``): otherwise its AUCs on this window mean
+nothing (a default-world model scored on a tiny window), so the ``same_setting`` check fails,
+naming what differs, and production is not scored. The production setting is the one its
+manifest recorded at publish time; for versions published before that, it is derived from the
+bundle's own resolved params.yaml (a note in the verdict says so).
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 from data_checks import model as model_suite
 from data_checks.config import load_checks
@@ -18,6 +28,7 @@ from data_checks.production import production_workspace
 from saviorrec.config import Params
 from saviorrec.data.io import list_days, read_events, read_items, read_parquet
 from saviorrec.models.scoring import score_events
+from saviorrec.storage.lineage import bundle_setting, setting_differences, setting_label, training_setting
 from saviorrec.workspace import StageError, Workspace
 
 
@@ -45,7 +56,10 @@ def validate_model(params: Params, ws: Workspace, production_workdir: str | None
 
     notes, production = [], None
     prod_ws, why = production_workspace(params, ws, production_workdir)
-    if prod_ws is not None:
+    setting = _compare_settings(params, ws, prod_ws, production_workdir, notes) if prod_ws is not None else None
+    if setting is not None and setting["differences"]:
+        why = f"production was trained on another setting ({'; '.join(setting['differences'])})"
+    elif prod_ws is not None:
         try:
             prod_preds = score_events(prod_ws, events, history, items)
             production = model_suite.aucs(
@@ -61,11 +75,27 @@ def validate_model(params: Params, ws: Workspace, production_workdir: str | None
     if candidate["new_auc"] is None or baseline["new_auc"] is None:
         notes.append(_skip("new_auc_vs_baseline", f"comparison with the {baseline['variant']} baseline skipped: new-item AUC "
                                                   f"undefined on this window ({candidate['new_n']} new-item impressions)"))
-    summary = model_suite.summary_frame(candidate, production, baseline)
+    summary = model_suite.summary_frame(candidate, production, baseline, setting)
     facts = {"train_end": str(train_end), "eval_end": str(eval_end), "candidate": candidate, "production": production,
-             "baseline": baseline}
-    payload = run_gate(ws, "validate_model", model_suite.suites(df, summary, checks.model), str(train_end), notes=notes, facts=facts)
+             "baseline": baseline, "setting": setting}
+    payload = run_gate(ws, "validate_model", model_suite.suites(df, summary, checks.model, setting), str(train_end),
+                       notes=notes, facts=facts)
     return {k: payload[k] for k in SUMMARY_KEYS}
+
+
+def _compare_settings(params: Params, ws: Workspace, prod_ws: Workspace, workdir: str | None, notes: list) -> dict:
+    """The candidate's and production's settings, production's name and what differs between them."""
+    candidate = training_setting(params, ws.root)
+    production, recorded = bundle_setting(prod_ws.root, prod_ws.params, ws.root)
+    manifest = prod_ws.root / "manifest.json"
+    version = json.loads(manifest.read_text()).get("version") if manifest.is_file() else None
+    name = f"production {version}" if version else f"the production model at {Path(workdir or prod_ws.root)}"
+    if not recorded:
+        notes.append(_skip("same_setting", f"{name} records no setting (published before settings were recorded): "
+                                           f"derived from its params.yaml"))
+    return {"candidate": candidate, "production": production, "production_recorded": recorded, "production_name": name,
+            "candidate_label": setting_label(candidate), "production_label": setting_label(production),
+            "differences": setting_differences(candidate, production)}
 
 
 def _baseline_aucs(params: Params, ws: Workspace, events, history, items, train_end, min_pos: int) -> dict:

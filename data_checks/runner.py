@@ -27,6 +27,8 @@ from great_expectations.checkpoint import UpdateDataDocsAction  # noqa: E402
 from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 
+from data_checks.docs import site_config  # noqa: E402
+
 log = logging.getLogger("saviorrec.checks")
 
 
@@ -62,13 +64,9 @@ def open_context(project_dir: Path, docs_dir: Path):
     """The persistent file context, with our Data Docs site pointing at ``docs_dir``."""
     context = gx.get_context(mode="file", project_root_dir=str(project_dir))
     _quiet_gx()
-    site = {
-        "class_name": "SiteBuilder",
-        "show_how_to_buttons": False,
-        "site_index_builder": {"class_name": "OfflineSiteIndexBuilder", "module_name": "data_checks.docs"},
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir.resolve())},
-    }
+    site = site_config(docs_dir)
     sites = context.list_data_docs_sites()
+    outdated = SITE in sites and sites[SITE] != site
     if sites.get(SITE) != site:
         if SITE in sites:
             context.update_data_docs_site(SITE, site)
@@ -78,6 +76,8 @@ def open_context(project_dir: Path, docs_dir: Path):
         context.delete_data_docs_site("local_site")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     context.variables.save()
+    if outdated:  # pages written under the old site config (e.g. loading CDNs) are rebuilt once
+        context.build_data_docs(site_names=[SITE])
     _quiet_gx()
     return context
 

@@ -1,9 +1,10 @@
 """Train the CTR/CTCVR ranker (``ranker.variant``) on days before ``split.train_end``.
 
 Writes ``paths.ranker`` (checkpoint + config.json + ID vocabulary) and the training curve
-``plots/ranker_training.csv``. With ``ranker.warm_start: true`` it continues from the previous
-ranker (``--previous DIR``, default: the workspace's own ``paths.ranker``) on the new days only.
-``--ckpt-path last`` (what a retry passes) resumes an interrupted fit from its last epoch checkpoint.
+``plots/ranker_training.csv`` (the mean loss every few optimizer steps: step, epoch, loss).
+With ``ranker.warm_start: true`` it continues from the previous ranker (``--previous DIR``,
+default: the workspace's own ``paths.ranker``) on the new days only. ``--ckpt-path last`` (what
+a retry passes) resumes an interrupted fit from its last epoch checkpoint.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def run(params: Params, ws: Workspace, previous: str | Path | None = None,
         plots = ws.path("plots")
         plots.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(curve).to_csv(plots / "ranker_training.csv", index=False)
-        summary["final_loss"] = curve[-1]["loss"]
+        summary["final_loss"] = summary["epoch_losses"][-1]  # the last epoch's mean loss
     return summary
 
 

@@ -8,7 +8,9 @@ Checks predictions (present for every evaluation event, no NaN, inside [0, 1]), 
 on the same events by more than the tolerances, and that new-item CTR AUC is not below the
 plain-content baseline's (``paths.baseline_predictions``, written by the baseline stage) by more
 than ``checks.model.baseline_new_auc_tolerance``. With no production model the comparison is
-skipped and recorded as a warning. Writes reports/gates/validate_model.json and Data Docs.
+skipped and recorded as a warning. A production model trained on another setting (data source,
+preset, world) is not compared: ``same_setting`` fails, naming what differs. Writes
+reports/gates/validate_model.json and Data Docs.
 """
 
 from __future__ import annotations

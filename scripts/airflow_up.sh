@@ -36,9 +36,20 @@ for pidfile in "$state"/*.pid; do
 done
 
 airflow db migrate >"$state/db-migrate.log" 2>&1 || { hide_passwords <"$state/db-migrate.log" >&2; exit 1; }
-gpu_pool=$(python -c "from saviorrec.orchestration.workspace import load_base_params as l; a=l()[0].airflow; print(a.gpu_pool, a.gpu_pool_slots, a.gpu_queue)")
-read -r pool slots gpu_queue <<<"$gpu_pool"
+settings=$(python -c "from saviorrec.orchestration.workspace import load_base_params as l; a=l()[0].airflow; print(a.gpu_pool, a.gpu_pool_slots, a.gpu_queue, a.schedule)")
+read -r pool slots gpu_queue schedule <<<"$settings"
 airflow pools set "$pool" "$slots" "training tasks (one per GPU)" >/dev/null
+
+# The daily schedule is off unless asked for (SAVIORREC_AIRFLOW_SCHEDULE, else params airflow.schedule):
+# then "unpause on trigger" in the UI starts only the run the form asked for, instead of also a
+# scheduled run with the default preset that takes the only slot (max_active_runs) first.
+# Manual runs and backfills run either way. An explicit AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE wins.
+case "${SAVIORREC_AIRFLOW_SCHEDULE:-$schedule}" in
+  1|true|True|yes|on) schedule_on=True ;;
+  0|false|False|no|off|"") schedule_on=False ;;
+  *) echo "SAVIORREC_AIRFLOW_SCHEDULE=${SAVIORREC_AIRFLOW_SCHEDULE}: expected true or false" >&2; exit 2 ;;
+esac
+export AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="${AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE:-$schedule_on}"
 
 start() {  # name, command...: run in its own session so airflow_down can stop the whole group
   local name=$1; shift
@@ -61,6 +72,11 @@ url="http://127.0.0.1:$SAVIORREC_AIRFLOW_PORT"
 for _ in $(seq 1 120); do
   if python -c "import urllib.request,sys; urllib.request.urlopen('$url/api/v2/monitor/health', timeout=2)" 2>/dev/null; then
     echo "Airflow is up: $url ($AIRFLOW__CORE__EXECUTOR, DAGs from $AIRFLOW__CORE__DAGS_FOLDER)"
+    if [ "$AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE" = "True" ]; then
+      echo "daily schedule: on (unpaused DAGs get their scheduled runs)"
+    else
+      echo "daily schedule: off (only the runs you trigger, and backfills; SAVIORREC_AIRFLOW_SCHEDULE=true turns it on)"
+    fi
     echo "log in as admin; the password is in $passwords"
     echo "server logs and PIDs: $state"
     exit 0

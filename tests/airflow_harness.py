@@ -105,7 +105,8 @@ def seed_run():
 
         ensure_db()
         day = dt.datetime.fromisoformat(SEED_DAY).replace(tzinfo=dt.UTC)
-        _SEED_RUN = load_dag().test(logical_date=day, run_conf={"ranker_epochs": 1})
+        # promote ticked: a manual run promotes only when asked, and this one sets up production
+        _SEED_RUN = load_dag().test(logical_date=day, run_conf={"ranker_epochs": 1, "promote": True})
     return _SEED_RUN
 
 
@@ -231,6 +232,21 @@ class AirflowServers:
             return wait_for(reached, timeout, f"{task_id} of {run_id} to be {'/'.join(states)}", interval=0.5)
         except TimeoutError as err:
             raise TimeoutError(f"{err} (last state: {last.get('ti', {}).get('state')})") from None
+
+    def dag_runs(self, token: str, dag_id: str = "saviorrec_daily") -> list[dict]:
+        return self.api(f"dags/{dag_id}/dagRuns?limit=100", token)["dag_runs"]
+
+    def extra_links(self, token: str, run_id: str, task_id: str, dag_id: str = "saviorrec_daily") -> dict:
+        run = urllib.request.quote(run_id, safe="")
+        return self.api(f"dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}/links", token)["extra_links"]
+
+    def log_records(self, token: str, run_id: str, task_id: str, try_number: int,
+                    dag_id: str = "saviorrec_daily") -> list[dict]:
+        """One try's log as structured records (``event``, ``level``, ...)."""
+        run = urllib.request.quote(run_id, safe="")
+        body = self.api(f"dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}/logs/{try_number}?full_content=true",
+                        token)
+        return [line if isinstance(line, dict) else {"event": str(line)} for line in body.get("content") or []]
 
     def task_log(self, token: str, run_id: str, task_id: str, try_number: int, dag_id: str = "saviorrec_daily") -> str:
         """One try's log as the UI shows it, one JSON record a line."""

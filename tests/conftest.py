@@ -21,6 +21,14 @@ sys.path.insert(0, str(REPO))  # `pipelines`, `data_checks`, `dags` import from 
 pytest_plugins = ["s3_server"]  # local S3 endpoint fixtures (moto server on 127.0.0.1)
 
 
+@pytest.fixture(autouse=True)
+def _outside_any_airflow_task(monkeypatch):
+    """Airflow's in-process ``dag.test()`` exports its task context (AIRFLOW_CTX_*) into os.environ
+    and leaves it there; later tests would then look like they run inside that Airflow task."""
+    for name in [n for n in os.environ if n.startswith("AIRFLOW_CTX_")]:
+        monkeypatch.delenv(name)
+
+
 def make_workspace(root: Path, overrides: dict | None = None, preset: str = "tiny") -> Path:
     """A fresh workspace folder with its resolved params.yaml (repository params < preset < overrides)."""
     from saviorrec.config import write_workspace_params

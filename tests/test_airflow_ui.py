@@ -1,11 +1,14 @@
 """Local mode through the browser: `scripts/airflow_up.sh`, log into the UI with headless
 Chromium (Playwright), trigger saviorrec_daily from its params form with overrides, and see
-the run succeed and promote a model."""
+the run succeed without touching production (promote unticked), its gates' verdicts and Data
+Docs links, and a training log free of ERROR lines. A trigger as the UI sends it (unpause
+included) starts the asked run at once: the daily schedule is off in local mode."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -25,13 +28,11 @@ def servers(tmp_path_factory):
     if not CHROMIUM.exists() and not shutil.which("chromium"):
         pytest.skip("Debian chromium not installed (make system-deps)")
     pytest.importorskip("playwright.sync_api")
-    airflow_harness.seed_run()  # validated encoder/codebook for the run below to reuse
     home = tmp_path_factory.mktemp("airflow_ui_home")
-    # This module's own registry: its promotion must not become another test's production model.
+    # This module's own registry: a promotion here must not become another test's production model.
     params = write_workspace_params(home, {"registry.uri": str(home / "registry")}, base=airflow_harness.PARAMS)
-    extra = {"SAVIORREC_PARAMS": str(params),
-             # manual runs only: no scheduled run competes with the one the test triggers
-             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
+    # No AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE here: airflow_up.sh's own default (schedule off) is under test.
+    extra = {"SAVIORREC_PARAMS": str(params)}
     srv = airflow_harness.AirflowServers(home, extra).start()
     try:
         yield srv
@@ -65,9 +66,53 @@ def test_backfill_plans_one_run_per_day(servers):
         assert day in out, out
 
 
+UI_RUN: dict[str, str] = {}  # the browser-triggered run, checked by the tests after it
+
+
+def _registry(servers):
+    from saviorrec.config import load_params
+    from saviorrec.storage.registry import open_registry
+
+    return open_registry(load_params(servers.env["SAVIORREC_PARAMS"]))
+
+
+def test_ui_style_trigger_with_unpause_runs_the_asked_run_now(servers):
+    """What the UI's trigger button sends with "unpause" ticked (its default): PATCH is_paused=false,
+    then POST a run with the whole form as conf. The run asked for starts at once; no scheduled
+    run with the default preset appears and takes the only slot (max_active_runs 1)."""
+    import datetime as dt
+    import time
+
+    token = servers.token()
+    dag = servers.wait_dag_parsed(token)
+    assert dag["is_paused"] is True  # paused at creation, as the UI shows a new DAG
+    form_values = {name: servers_param["value"] for name, servers_param in
+                   servers.api("dags/saviorrec_daily/details", token)["params"].items()}
+    assert form_values["promote"] is False
+    run_id = f"ui_style_{uuid.uuid4().hex[:8]}"
+    servers.api("dags/saviorrec_daily", token, method="PATCH", body={"is_paused": False})
+    now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    servers.api("dags/saviorrec_daily/dagRuns", token, method="POST", body={
+        "conf": form_values, "dag_run_id": run_id, "data_interval_end": None, "data_interval_start": None,
+        "logical_date": now, "partition_key": None})
+    started = time.monotonic()
+    servers.wait_task(token, run_id, "prepare", ("running", "success"), timeout=90)
+    waited = time.monotonic() - started
+    time.sleep(10)  # a scheduler loop or two: a scheduled run would have been created by now
+    runs = servers.dag_runs(token)
+    assert [(r["dag_run_id"], r["run_type"]) for r in runs] == [(run_id, "manual")], runs
+    assert waited < 90
+    # This run was only to show it starts; free the slot for the browser test's full run.
+    servers.api(f"dags/saviorrec_daily/dagRuns/{run_id}", token, method="PATCH", body={"state": "failed"})
+    # With the slot free, an active schedule would now create its daily run: none may appear.
+    time.sleep(15)
+    assert [r["dag_run_id"] for r in servers.dag_runs(token)] == [run_id], servers.dag_runs(token)
+
+
 def test_trigger_from_the_ui_with_overrides_and_see_success(servers):
     from playwright.sync_api import sync_playwright
 
+    airflow_harness.seed_run()  # validated encoder/codebook for this run to reuse
     token = servers.token()
     servers.wait_dag_parsed(token)
     run_id = f"ui_{uuid.uuid4().hex[:8]}"
@@ -104,6 +149,7 @@ def test_trigger_from_the_ui_with_overrides_and_see_success(servers):
         finally:
             browser.close()
 
+    UI_RUN["run_id"] = run_id
     tis = servers.task_instances(token, run_id)
     assert state == "success", {t: ti["state"] for t, ti in tis.items()}
     assert tis["promote"]["state"] == "success"
@@ -117,12 +163,43 @@ def test_trigger_from_the_ui_with_overrides_and_see_success(servers):
     params = yaml.safe_load((folders[0] / "params.yaml").read_text())
     assert params["ranker"]["epochs"] == 2  # the form's override reached the stages
     assert json.loads((folders[0] / "run.json").read_text())["form"]["skip_encoder_refresh"] is True
+    UI_RUN["folder"] = str(folders[0])
 
-    from saviorrec.config import load_params
-    from saviorrec.storage.registry import open_registry
 
-    registry = open_registry(load_params(servers.env["SAVIORREC_PARAMS"]))
-    assert registry.production() is not None, "promote did not move the production pointer"
+def test_a_manual_run_from_the_form_leaves_production_alone(servers):
+    """promote unticked (the form's default): the bundle is published, production is not moved."""
+    folder = Path(UI_RUN["folder"])
+    assert json.loads((folder / "run.json").read_text())["form"]["promote"] is False
+    assert yaml.safe_load((folder / "params.yaml").read_text())["registry"]["promote"] == "never"
+    registry = _registry(servers)
+    assert registry.list(), "the run's bundle was not published"
+    assert registry.production() is None, "a manual run without promote moved the production pointer"
+
+
+def test_gate_tasks_log_a_verdict_table_and_link_their_data_docs(servers):
+    token, run_id = servers.token(), UI_RUN["run_id"]
+    tis = servers.task_instances(token, run_id)
+    for gate in ("validate_logs", "validate_sids", "validate_model"):
+        text = servers.task_log(token, run_id, gate, tis[gate]["try_number"])
+        assert f"{gate}: PASSED" in text and "threshold" in text and "verdict" in text, (gate, text[-3000:])
+        link = servers.extra_links(token, run_id, gate)["Data Docs"]
+        assert link.startswith("file://") and f"/validations/{gate}/" in link, (gate, link)
+        assert Path(urllib.parse.urlparse(link).path).is_file(), link
+    model_log = servers.task_log(token, run_id, "validate_model", tis["validate_model"]["try_number"])
+    for row in ("candidate", "production", "baseline (content_frozen)", "new-item CTR AUC"):
+        assert row in model_log, (row, model_log[-3000:])
+    assert servers.extra_links(token, run_id, "evaluate") == {}  # only gates have the button
+
+
+def test_a_successful_training_task_logs_no_errors(servers):
+    """Lightning's info lines reach the task log at INFO (Airflow records a task's stderr as ERROR)."""
+    token, run_id = servers.token(), UI_RUN["run_id"]
+    ti = servers.task_instances(token, run_id)["train_ranker"]
+    assert ti["state"] == "success"
+    records = servers.log_records(token, run_id, "train_ranker", ti["try_number"])
+    errors = [r for r in records if str(r.get("level", "")).lower() in ("error", "critical")]
+    assert records and not errors, errors[:5]
+    assert any("GPU available" in str(r.get("event")) for r in records), "Lightning's info lines are missing"
 
 
 def test_invalid_form_through_the_rest_api_fails_prepare_and_creates_no_workspace(servers):

@@ -11,6 +11,7 @@ from ranker_helpers import copy_tree, open_workspace, ranker_upstream, trained_s
 from training_faults import trainer_crashing_at
 
 from saviorrec.data.io import read_parquet
+from saviorrec.metrics.stage_reports import details_file
 from saviorrec.models.ranker_artifacts import read_meta
 from saviorrec.stages import run_stage
 from saviorrec.workspace import StageError
@@ -35,7 +36,7 @@ def test_baseline_stage_scores_the_window_beside_the_candidate(trained_saviorrec
     assert summary["variant"] == "content_frozen" and summary["samples"] > 0 and summary["resumed_from"] is None
     assert read_meta(ws.path("baseline"))["variant"] == "content_frozen"
     assert (ws.path("baseline") / "model.ckpt").is_file() and not (ws.path("baseline") / "checkpoints").exists()
-    metrics = json.loads(ws.metrics_file("baseline").read_text())
+    metrics = json.loads(details_file(ws.path("reports"), "baseline").read_text())  # the whole report
     assert metrics["variant"] == "content_frozen" and metrics["buckets"]["new"]["n"] > 0
     assert summary["new_ctr_auc"] == metrics["buckets"]["new"]["ctr_auc"] is not None
     preds = read_parquet(ws.path("baseline_predictions"))

@@ -74,6 +74,7 @@ def test_defect_fails_its_gate(defect, baseline, tmp_path):
     before = production_pointer(registry)
     assert before is not None
     defect.apply(ws)
+    ws = open_ws(ws.root)  # a defect may edit params.yaml (another setting)
 
     with pytest.raises(StageError) as failure:
         run_stage(defect.gate, ws)

@@ -12,6 +12,7 @@ import torch
 from training_faults import CrashAtEpoch
 
 from saviorrec.metrics import codebook as m
+from saviorrec.metrics.stage_reports import details_file
 from saviorrec.models.semantic_ids import embed_and_assign, sid_table
 from saviorrec.stages import run_stage
 
@@ -72,14 +73,14 @@ def test_stage_writes_a_unique_sid_for_every_catalog_item(tiny_pipeline):
         assert set(sids["item_id"]) == set(items["item_id"]) and sids["sid"].is_unique
         assert sids[["c1", "c2", "c3", "dedup"]].dtypes.eq("int32").all()
         assert (sids["sid"] == sids[["c1", "c2", "c3", "dedup"]].astype(str).agg("-".join, axis=1)).all()
-    metrics = json.loads(ws.metrics_file("codebook").read_text())
+    metrics = json.loads(details_file(ws.path("reports"), "codebook").read_text())  # the whole report
     for key in ("raw_collision_rate", "unique_fraction", "utilization", "entropy", "reconstruction_mse",
                 "churn", "hit_at_30", "hit_at_30_minilm", "generic"):
         assert key in metrics, key
     assert metrics["unique_fraction"] == 1.0 and metrics["generic"]["unique_fraction"] == 1.0
     assert len(metrics["utilization"]) == 3 and metrics["utilization"][0] >= 0.5
     assert metrics["churn"] is None  # first build
-    encoder_metrics = json.loads(ws.metrics_file("encoder").read_text())
+    encoder_metrics = json.loads(details_file(ws.path("reports"), "encoder").read_text())
     assert metrics["hit_at_30"] == encoder_metrics["hit_at_30"]
     # the reconstruction is judged on the same pairs as z: warm, cold, future, future_new, beside MiniLM
     rebuilt = metrics["retrieval_reconstructed"]
@@ -276,3 +277,42 @@ def test_prepare_checkpoints_clears_a_fresh_run_and_keeps_them_for_last(tmp_path
     prepare_checkpoints(tmp_path, None)  # a fresh run never continues a stale fit
     assert not checkpoints.exists() and last_checkpoint(checkpoints) is None
     assert prepare_checkpoints(tmp_path, "last") == checkpoints  # nothing to resume: not an error
+
+
+# ---- depth from the catalog ---------------------------------------------------------------
+def test_depth_grows_until_the_kmeans_codes_stop_colliding():
+    from saviorrec.models.codebook_depth import choose_depth
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 16)).astype(np.float32)
+    choice = choose_depth(x, 8, min_levels=2, max_levels=8, target=0.02, iters=10, seed=1)
+    rates = choice.collision_rate_by_depth
+    assert min(rates) == 2 and choice.levels == max(rates) > 2  # 8 x 8 codes cannot hold 3000 items
+    assert rates[choice.levels] <= 0.02 < rates[choice.levels - 1]  # the first depth under the target
+    again = choose_depth(x, 8, min_levels=2, max_levels=8, target=0.02, iters=10, seed=1)
+    assert again == choice  # seeded: the same catalog gets the same depth
+    capped = choose_depth(x, 8, min_levels=2, max_levels=3, target=0.02, iters=10, seed=1)
+    assert capped.levels == 3 and capped.collision_rate_by_depth[3] > 0.02
+
+
+def test_build_deepens_a_crowded_codebook_and_a_warm_start_keeps_its_depth(tiny_pipeline, copy_workspace):
+    from saviorrec.data import io
+
+    tiny_pipeline.run("build_codebook")
+    runner = copy_workspace(tiny_pipeline.root)
+    crowded = {"codebook.codebook_size": 8, "codebook.full_rebuild": True}  # 8^3 = 512 tuples for 240 items
+    cold, ws = _stage(runner.root, **crowded)
+    assert cold["levels"] > 3 and cold["depth_collision_rates"]["3"] > 0.015
+    assert cold["depth_collision_rates"][str(cold["levels"])] <= 0.015
+    sids = io.read_parquet(ws.path("sids"))
+    assert f"c{cold['levels']}" in sids.columns and sids["sid"].is_unique
+    fixed, _ = _stage(runner.root, **crowded, **{"codebook.max_levels": 3})
+    assert fixed["levels"] == 3 and fixed["raw_collision_rate"] > cold["raw_collision_rate"]
+    cold, _ = _stage(runner.root, **crowded)
+    warm, _ = _stage(runner.root, **{"codebook.codebook_size": 8})
+    assert warm["warm_started"] and warm["levels"] == cold["levels"] and "depth_collision_rates" not in warm
+
+
+def test_the_default_catalog_keeps_three_levels(tiny_pipeline):
+    metrics = tiny_pipeline.run("build_codebook")
+    assert metrics["levels"] == 3 and metrics["depth_collision_rates"]["3"] <= 0.015

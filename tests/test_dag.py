@@ -30,22 +30,51 @@ def base():
     return load_params(airflow_harness.PARAMS)
 
 
+EDGES = {  # the pipeline's real dependencies, and nothing else (every task reads the run folder from XCom)
+    "prepare": {"ingest"},
+    "ingest": {"validate_logs"},
+    "validate_logs": {"encoder_cadence"},
+    "encoder_cadence": {"train_encoder", "reuse_encoder"},
+    "train_encoder": {"build_codebook"},
+    "build_codebook": {"validate_sids"},
+    "reuse_encoder": {"validate_sids"},
+    "validate_sids": {"mark_validated"},
+    "mark_validated": {"train_ranker", "baseline"},
+    "train_ranker": {"evaluate"},
+    "evaluate": {"validate_model"},
+    "baseline": {"evaluate"},  # evaluate plots, and the model gate compares with, the baseline's scores
+    "validate_model": {"promote"},
+    "promote": set(),
+}
+
+
 def test_dag_graph(dag):
     ids = set(dag.task_ids)
     assert set(STAGES) <= ids
-    down = {t.task_id: t.downstream_task_ids for t in dag.tasks}
-    assert down["prepare"] >= {"ingest"}
-    assert "validate_logs" in down["ingest"]
-    assert "encoder_cadence" in down["validate_logs"]
-    assert down["encoder_cadence"] == {"train_encoder", "reuse_encoder"}
-    assert down["train_encoder"] == {"build_codebook"} and down["build_codebook"] == {"validate_sids"}
-    assert down["reuse_encoder"] == {"validate_sids"}
-    assert down["validate_sids"] == {"mark_validated"} and down["mark_validated"] == {"train_ranker", "baseline"}
-    assert down["train_ranker"] == {"evaluate"} and down["evaluate"] == {"validate_model"}
-    assert down["baseline"] == {"validate_model"}  # the model gate compares with the baseline's scores
-    assert down["validate_model"] == {"promote"} and down["promote"] == set()
+    assert {t.task_id: t.downstream_task_ids for t in dag.tasks} == EDGES
     # promote is reached only through every gate
-    assert {"validate_logs", "validate_model"} <= dag.get_task("promote").get_flat_relative_ids(upstream=True)
+    assert {"validate_logs", "validate_sids", "validate_model"} <= dag.get_task("promote").get_flat_relative_ids(upstream=True)
+
+
+def test_dag_docs_are_markdown_with_the_diagram_fenced(dag):
+    doc = dag.doc_md
+    assert doc.startswith("# saviorrec_daily")
+    fence = doc.split("```")
+    assert len(fence) == 3, "one fenced block holds the diagram"
+    diagram = fence[1]
+    for upstream, downstream in EDGES.items():  # the diagram draws every edge of the graph
+        for task_id in downstream:
+            assert any(upstream in line and task_id in line.split(upstream, 1)[1] for line in diagram.splitlines()), \
+                (upstream, task_id)
+
+
+def test_gate_tasks_have_a_data_docs_link(dag):
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))  # what the API server reads
+    for task_id in dag.task_ids:
+        links = serialized.get_task(task_id).extra_links
+        assert links == (["Data Docs"] if task_id in ("validate_logs", "validate_sids", "validate_model") else []), task_id
 
 
 def test_dag_schedule_queues_and_retries(dag, base):
@@ -219,3 +248,87 @@ def test_stage_errors_fail_without_retry(tmp_path):
     ws = _fake_run(tmp_path / "run", "2024-03-01", False)
     with pytest.raises(tasks.RunFailure, match="validate_model failed: .*events"):
         tasks.run_task("validate_model", ws.root)
+
+
+def test_manual_runs_promote_only_when_asked_and_scheduled_runs_follow_the_setting(dag, base, monkeypatch, tmp_path):
+    assert dag.params.get_param("promote").value is False  # the form's box starts unticked
+    unticked = form.validate_form({"preset": "tiny"}, base)
+    ticked = form.validate_form({"preset": "tiny", "promote": True}, base)
+    assert form.promote_policy(unticked, "manual", base) == "never"
+    assert form.promote_policy(ticked, "manual", base) == "always"
+    assert form.promote_policy(unticked, "backfill", base) == "never"
+    assert base.airflow.scheduled_promote == "always"
+    assert form.promote_policy(unticked, "scheduled", base) == "always"  # the daily refresh's job
+    held = base.model_copy(update={"airflow": base.airflow.model_copy(update={"scheduled_promote": "never"})})
+    assert form.promote_policy(unticked, "scheduled", held) == "never"
+    # the policy reaches the run's params as an explicit registry.promote
+    monkeypatch.setenv("SAVIORREC_RUNS_ROOT", str(tmp_path / "runs"))
+    day = dt.datetime(2024, 3, 5, tzinfo=dt.UTC)
+    assert load_params(workspace.prepare_run_workspace(day, unticked).params_file).registry.promote == "never"
+    run = workspace.prepare_run_workspace(day, unticked, promote="always")
+    assert load_params(run.params_file).registry.promote == "always"
+
+
+def test_library_info_lines_go_to_the_task_log_not_stderr(capfd):
+    """Lightning's own console handlers write its info lines to stderr (ERROR in an Airflow task
+    log); routed, they reach the root logger at INFO and nothing reaches stderr."""
+    import logging
+
+    import lightning.pytorch  # noqa: F401  (installs its handlers)
+
+    from saviorrec.orchestration import tasks
+
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record)
+
+    root = logging.getLogger()
+    keep = Keep(level=logging.INFO)
+    root.addHandler(keep)
+    saved = {n: (list(logging.getLogger(n).handlers), logging.getLogger(n).propagate) for n in tasks.LIBRARY_LOGGERS}
+    try:
+        logging.getLogger("lightning").addHandler(logging.StreamHandler())  # as lightning/__init__ does
+        tasks.route_library_logs()
+        capfd.readouterr()
+        logging.getLogger("lightning.pytorch.utilities.rank_zero").info("GPU available: False, used: False")
+        out, err = capfd.readouterr()
+        assert "GPU available" not in err
+        assert [(r.levelname, r.getMessage()) for r in seen if "GPU available" in r.getMessage()] == \
+            [("INFO", "GPU available: False, used: False")]
+    finally:
+        root.removeHandler(keep)
+        logging.captureWarnings(False)
+        for name, (handlers, propagate) in saved.items():
+            logger = logging.getLogger(name)
+            logger.handlers[:] = handlers
+            logger.propagate = propagate
+
+
+def test_verdict_table_names_each_check_and_the_model_aucs():
+    from data_checks.gate import verdict_table
+
+    payload = {
+        "gate": "validate_model", "passed": False, "data_docs": "/r/data_docs/index.html",
+        "data_docs_page": "/r/data_docs/validations/validate_model/summary/x.html",
+        "critical_failures": [{"check": "auc_regression"}], "warnings": [],
+        "checks": [
+            {"check": "calibration", "expectation": "s", "severity": "critical", "success": True,
+             "observed": "1.02", "threshold": "[0.8, 1.2]"},
+            {"check": "auc_regression", "expectation": "s", "severity": "critical", "success": False,
+             "observed": "-0.03", "threshold": ">= -0.005"},
+        ],
+        "facts": {"candidate": {"auc": 0.61, "new_auc": 0.58, "new_n": 240},
+                  "production": {"auc": 0.64, "new_auc": 0.59, "new_n": 240},
+                  "baseline": {"variant": "content_frozen", "auc": 0.55, "new_auc": 0.57, "new_n": 240}},
+    }
+    lines = verdict_table(payload).splitlines()
+    assert lines[0].startswith("validate_model: FAILED")
+    assert lines[1].split() == ["check", "observed", "threshold", "verdict"]
+    assert lines[2].split() == ["auc_regression", "-0.03", ">=", "-0.005", "FAIL"]  # failures first
+    assert lines[3].split() == ["calibration", "1.02", "[0.8,", "1.2]", "pass"]
+    text = "\n".join(lines)
+    for row in ("candidate 0.6100 0.5800", "production 0.6400 0.5900", "baseline (content_frozen) 0.5500 0.5700"):
+        assert row in " ".join(text.split()), row
+    assert "this gate's page: /r/data_docs/validations/validate_model/summary/x.html" in text

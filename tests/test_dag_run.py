@@ -57,6 +57,7 @@ def test_full_dag_on_tiny_preset_promotes(day1):
         assert json.loads((root / "reports" / "gates" / f"{gate}.json").read_text())["passed"] is True
     production = _registry().production_workspace()
     assert production is not None
+    assert manifest["overrides"]["registry.promote"] == "always"  # the form's promote box, passed explicitly
     assert (root / "artifacts" / "ranker" / "config.json").is_file()
     assert (root / "artifacts" / "baseline" / "config.json").is_file()
     facts = json.loads((root / "reports" / "gates" / "validate_model.json").read_text())["facts"]

@@ -193,9 +193,10 @@ def test_dvc_repro_end_to_end(tmp_path, s3_bucket):
     dvc = [sys.executable, "-m", "dvc"]
 
     first = _run(repo, env, *dvc, "repro")
-    assert _ran(first) == STAGES
+    # evaluate reads the baseline's report (auc_by_bucket draws both), so DVC runs the baseline first
+    assert _ran(first) == [s for s in STAGES if s != "evaluate"][:7] + ["evaluate", *STAGES[8:]]
     pointer = json.loads((repo / "registry/models/saviorrec/production.json").read_text())
-    assert pointer["version"] == "v1"
+    assert pointer["version"] == "v1" and pointer["promoted_by"] == "dvc promote stage"  # registry.promote: first
     receipt = json.loads((repo / "reports/promotion.json").read_text())
     assert receipt["production"] == "v1" and all(receipt["gates"].values())
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
@@ -224,9 +225,20 @@ def test_dvc_repro_end_to_end(tmp_path, s3_bucket):
     assert _ran(_run(repo, env, *dvc, "repro")) == []
 
     # A ranker param: only the ranker stages (the baseline trains with the same hyperparameters) and what follows them.
+    # An experiment publishes its model (v2) but leaves production alone, and says how to promote it.
     exp = _run(repo, env, *dvc, "exp", "run", "-S", "ranker.lr=0.004")
-    assert _ran(exp) == ["train_ranker", "evaluate", "baseline", "validate_model", "promote"]
-    assert json.loads((repo / "registry/models/saviorrec/production.json").read_text())["version"] == "v2"
+    assert sorted(_ran(exp)) == sorted(["train_ranker", "evaluate", "baseline", "validate_model", "promote"])
+    production = repo / "registry/models/saviorrec/production.json"
+    assert json.loads(production.read_text())["version"] == "v1"
+    assert (repo / "registry/models/saviorrec/v2/manifest.json").is_file()
+    assert "production stays v1" in exp and "saviorrec registry promote v2" in exp
+    assert "registry.promote=always" in exp
+    # Asked explicitly, it does: only promote reruns (the policy is no input of the gates).
+    asked = _run(repo, env, *dvc, "exp", "run", "-S", "registry.promote=always")
+    assert _ran(asked) == ["promote"]
+    pointer = json.loads(production.read_text())
+    assert pointer["version"] == "v3" and pointer["previous"] == "v1"
+    assert pointer["promoted_by"].startswith("dvc exp run ")
     shown = _run(repo, env, *dvc, "metrics", "show", "--json")
     assert "ctr_auc" in shown
     _run(repo, env, *dvc, "metrics", "diff")

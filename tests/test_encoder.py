@@ -15,6 +15,7 @@ from training_faults import CrashAtEpoch
 
 from saviorrec.data import io
 from saviorrec.metrics.retrieval import hit_at_k
+from saviorrec.metrics.stage_reports import details_file
 from saviorrec.models.attributes import build_vocabularies, encode_attributes
 from saviorrec.models.encoder import ItemEncoder, encoder_config
 from saviorrec.models.encoder_io import load_item_encoder, save_item_encoder
@@ -271,7 +272,7 @@ def test_stage_writes_z_for_every_item_and_metrics(tiny_pipeline):
         assert key in summary
     assert summary["n_holdout_pairs"] > 0 and 0 <= summary["hit_at_30"] <= 1
     # z beside plain MiniLM on every pair set; the warm one is the headline hit@30
-    retrieval = json.loads(ws.metrics_file("encoder").read_text())["retrieval"]
+    retrieval = json.loads(details_file(ws.path("reports"), "encoder").read_text())["retrieval"]
     assert set(retrieval) == {"warm", "cold", "future", "future_new"}
     assert retrieval["warm"]["hit"] == summary["hit_at_30"] and retrieval["cold"]["pairs"] == summary["n_cold_pairs"] > 0
     assert retrieval["future"]["pairs"] > 0 and all(0 <= r["minilm"] <= 1 for r in retrieval.values() if r["pairs"])

@@ -13,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from saviorrec.data.io import list_days, read_event_day, read_parquet, write_event_day
 from saviorrec.metrics.ranking import assign_buckets, auc, bucket_metrics, evaluate_predictions, gauc
+from saviorrec.metrics.stage_reports import details_file
 from saviorrec.stages import run_stage
 from saviorrec.workspace import StageError
 
@@ -53,7 +54,7 @@ def test_buckets_follow_first_seen_and_training_impressions():
                           "first_seen": pd.to_datetime(["2024-01-10", "2024-01-08", "2024-01-01", "2024-01-01", "2024-01-10"])})
     train_imps = pd.Series({2: 3, 3: 5, 4: 100, 5: 1})
     df = pd.DataFrame({"item_id": [1, 2, 3, 4, 5]})
-    got = assign_buckets(df, items, train_imps, "2024-01-10", young_days=7, long_tail_max_impressions=20)
+    got = assign_buckets(df, items, train_imps, "2024-01-10", young_days=7, long_tail_share=0.5)
     assert got.tolist() == ["new", "young", "long_tail", "popular", "young"]
 
 
@@ -66,7 +67,7 @@ def evaluated(trained_saviorrec, tmp_path_factory):
 
 def test_evaluate_writes_metrics_predictions_and_plots(evaluated):
     params, ws, summary = evaluated
-    metrics = json.loads(ws.metrics_file("ranker").read_text())
+    metrics = json.loads(details_file(ws.path("reports"), "ranker").read_text())  # the whole report
     assert metrics["variant"] == "saviorrec" and metrics["has_oracle"] is True
     assert set(metrics["buckets"]) == {"new", "young", "long_tail", "popular"}
     o = metrics["overall"]
@@ -95,7 +96,7 @@ def test_evaluate_window_without_clicks_reports_undefined_auc(trained_saviorrec,
                 part.unlink()
             write_event_day(events, ws.path("events"), day)
     run_stage("evaluate", ws)
-    metrics = json.loads(ws.metrics_file("ranker").read_text())
+    metrics = json.loads(details_file(ws.path("reports"), "ranker").read_text())
     assert metrics["overall"]["ctr_auc"] is None and "0 positives" in metrics["overall"]["ctr_auc_undefined"]
     assert metrics["overall"]["ctr_logloss"] is not None
     assert all(b["ctr_auc"] is None for b in metrics["buckets"].values())

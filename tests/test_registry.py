@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 
 import pytest
@@ -188,18 +189,34 @@ def test_promote_stage_refuses_without_passing_gates(tmp_path):
     assert not (ws.root / "registry").exists()
 
 
-def test_promote_stage_publishes_and_promotes(tmp_path):
+def test_promote_stage_follows_the_promote_policy(tmp_path, caplog):
+    """first (default): only the first model becomes production; always / never; old booleans keep their meaning."""
     from saviorrec.storage.promotion import receipt_path
 
-    ws = fake_model_workspace(tmp_path / "ws", "A")
-    first = run_stage("promote", ws)
-    assert first["production"] == "v1" and first["previous"] is None
-    second = run_stage("promote", ws)
-    assert second["production"] == "v2" and second["previous"] == "v1"
-    assert json.loads(receipt_path(ws).read_text())["version"] == "v2"
+    caplog.set_level(logging.INFO, logger="saviorrec.promote")
 
-    third = run_stage("promote", Workspace.open(ws.root, {"registry.promote": False}))
-    assert third["version"] == "v3" and third["production"] == "v2"
+    ws = fake_model_workspace(tmp_path / "ws", "A")
+    assert ws.params.registry.promote == "first"
+    first = run_stage("promote", ws)
+    assert first["production"] == "v1" and first["previous"] is None and first["promoted"]
+    second = run_stage("promote", ws)
+    assert second["version"] == "v2" and second["production"] == "v1" and not second["promoted"]
+    receipt = json.loads(receipt_path(ws).read_text())
+    assert receipt["version"] == "v2" and receipt["to_promote"] == "saviorrec registry promote v2"
+    assert "production stays v1" in caplog.text
+
+    def run(policy) -> dict:
+        return run_stage("promote", Workspace.open(ws.root, {"registry.promote": policy}))
+
+    assert run("always")["production"] == "v3"
+    assert run("never")["production"] == "v3"      # v4 published only
+    assert run(True)["production"] == "v5"         # true meant "promote": always
+    assert run(False)["production"] == "v5"        # false meant "publish only": never
+    assert run("first")["production"] == "v5"
+    pointer = open_registry(ws.params, root=ws.root).production()
+    assert pointer["history"] == ["v1", "v3", "v5"]
+    assert [r["version"] for r in pointer["promotions"]] == ["v1", "v3", "v5"]
+    assert all(r["by"].startswith("promote stage (") for r in pointer["promotions"])
 
 
 def test_registry_cli(tmp_path):
@@ -217,8 +234,8 @@ def test_registry_cli(tmp_path):
     assert listed.exit_code == 0 and "v1" in listed.output and "*" not in listed.output
     assert runner.invoke(app, ["registry", "promote", "v1", *params]).exit_code == 0
     promoted = runner.invoke(app, ["registry", "promote", "latest", *params])
-    assert promoted.exit_code == 0 and json.loads(promoted.output)["previous"] == "v1"
-    shown = json.loads(runner.invoke(app, ["registry", "show", "production", *params]).output)
+    assert promoted.exit_code == 0 and "production saviorrec: v1 -> v2 (promoted by cli (" in promoted.output
+    shown = json.loads(runner.invoke(app, ["registry", "show", "production", "--json", *params]).output)
     assert shown["version"] == "v2" and shown["metrics"]["ranker"]["tag"] == "B"
     rolled = runner.invoke(app, ["registry", "rollback", *params])
     assert rolled.exit_code == 0 and json.loads(rolled.output)["version"] == "v1"

@@ -35,7 +35,8 @@ def s3_workspace(root: Path, tag: str, server):
     # registry.endpoint_url, not only AWS_ENDPOINT_URL: boto3 clients are cached per endpoint argument.
     return fake_model_workspace(root, tag, {"registry.uri": f"s3://{server.bucket}/team",
                                             "registry.endpoint_url": server.endpoint_url,
-                                            "registry.max_attempts": 2})
+                                            "registry.max_attempts": 2,
+                                            "registry.promote": "always"})  # each publish is meant to promote
 
 
 def promote_command(ws, capsys) -> tuple[int, str, str]:
@@ -98,7 +99,7 @@ def test_promote_stage_endpoint_stops_mid_publish(stoppable_s3, tmp_path, capsys
     assert "team/models/saviorrec/v2/manifest.json" not in v2
     assert trip.tripped_on.split(f"{stoppable_s3.bucket}/", 1)[1] not in v2  # the cut upload left no object
     listed = registry_command("list", "--params", str(ws.root / "params.yaml"))
-    assert listed.exit_code == 0 and "v2" in listed.output and "(incomplete)" in listed.output
+    assert listed.exit_code == 0 and "v2" in listed.output and "(incomplete upload" in listed.output
 
     code, out, _ = promote_command(ws, capsys)  # the same command, endpoint back
     assert code == 0 and json.loads(out)["production"] == "v3", out

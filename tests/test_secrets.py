@@ -57,7 +57,7 @@ def test_s3_credentials_reach_no_log_file_or_registry_object(s3_bucket, leak_che
     key_id, secret = leak_check_credentials
     both = {"access key id": key_id, "secret access key": secret}
     caplog.set_level(logging.INFO)  # what the stage commands and Airflow tasks log
-    runner = StageRunner(make_workspace(tmp_path / "ws", {"registry.uri": f"s3://{s3_bucket}/team"}))
+    runner = StageRunner(make_workspace(tmp_path / "ws", {"registry.uri": f"s3://{s3_bucket}/team", "registry.promote": "always"}))
     assert runner.run("promote")["version"] == "v1"
     # a second round: the model gate compares with production downloaded from S3, promote publishes v2
     with caplog.at_level(logging.DEBUG):  # botocore's request logs included

@@ -44,7 +44,7 @@ from saviorrec.storage.cli import ParamsOption, SetOption, fail, open_from_cli, 
 app.add_typer(registry_app, name="registry", rich_help_panel="Model registry")
 
 ModelOption = typer.Option("production", "--model", help="production, latest or a version vN")
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="where image_refs of --items resolve (default: its folder)")]
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="the folder image_refs of --items are relative to (default: the items file's folder)")]
 
 
 def _model_workspace(model: str, params: str, sets):
@@ -54,44 +54,24 @@ def _model_workspace(model: str, params: str, sets):
     return guarded(lambda: registry.workspace(registry.resolve(model)))
 
 
-def _read_table(path: Path):
-    from saviorrec.data import io
-
-    if path.is_dir():
-        return io.read_events(path)
-    if not path.is_file():
-        fail(FileNotFoundError(f"not found: {path}"))
-    return io.read_parquet(path)
-
-
-def _write_table(df, out: Path) -> None:
-    from saviorrec.data import io
-
-    if out.suffix == ".csv":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(out, index=False)
-    else:
-        io.write_parquet(df, out)
+def bad_input(err: Exception) -> None:
+    """A file the user gave cannot be used: one line, exit code 2 (a usage error, as for a bad flag)."""
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(2)
 
 
 def _new_items(items_file: Path, data_dir: Path | None):
-    """A catalog file in the data contract; image_ref made absolute (relative to --data-dir)."""
-    from saviorrec.data import io
-    from saviorrec.data.contract import validate_items
+    """A catalog file in the data contract, each image_ref made absolute (under --data-dir)."""
+    from saviorrec.cli_inputs import read_items_input, resolve_image_refs
 
-    if not items_file.is_file():
-        fail(FileNotFoundError(f"items file not found: {items_file}"))
-    items = validate_items(io.read_items(items_file))
-    if "image_ref" in items:
-        base = (data_dir or items_file.parent).resolve()
-        items["image_ref"] = items["image_ref"].map(lambda ref: None if ref is None or ref != ref else str(base / ref))
-    return items
+    return resolve_image_refs(read_items_input(items_file), items_file, data_dir)
 
 
 @app.command(rich_help_panel="Using the promoted model")
 def score(
-    events: Annotated[Path, typer.Option("--events", help="impressions (data-contract Parquet file or ds=... folder)")],
-    out: Annotated[Path, typer.Option("--out", help="output .parquet (or .csv): event_id, p_ctr, p_ctcvr")],
+    events: Annotated[Path, typer.Option("--events", help="impressions: a data-contract Parquet file, one "
+                                         "ds=YYYY-MM-DD folder or a folder of them")],
+    out: Annotated[Path, typer.Option("--out", help="output .parquet, .csv or .json: event_id, p_ctr, p_ctcvr")],
     model: str = ModelOption,
     history: Annotated[Path | None, typer.Option("--history", help="earlier events (file or ds=... folder) that "
                                                  "build user sequences; default: the impressions' own past")] = None,
@@ -103,47 +83,80 @@ def score(
     """pCTR and pCTCVR for impressions, with the production (or given) model from the registry."""
     import pandas as pd
 
+    from saviorrec.cli_inputs import (
+        BadInput,
+        check_events,
+        check_known_items,
+        output_format,
+        read_events_input,
+        write_table,
+    )
     from saviorrec.data import io
-    from saviorrec.data.contract import ContractError, validate_events
-    from saviorrec.models.scoring import score_events
 
+    try:  # the user's files first: a mistake there is reported before the model loads
+        output_format(out)
+        frame = check_events(events, read_events_input(events))
+        past = check_events(history, read_events_input(history)) if history is not None else None
+        extra = _new_items(items, data_dir) if items is not None else None
+    except BadInput as err:
+        bad_input(err)
     model_ws = _model_workspace(model, params, set_)
     catalog = io.read_items(model_ws.path("items"))
-    if items is not None:
-        extra = _new_items(items, data_dir)
+    if extra is not None:
         catalog = pd.concat([catalog[~catalog["item_id"].isin(extra["item_id"])], extra], ignore_index=True)
     try:
-        frame = validate_events(_read_table(events), catalog)
-        past = validate_events(_read_table(history), catalog) if history is not None else None
-    except ContractError as err:
-        fail(err)
+        check_known_items(events, frame, catalog)
+        if past is not None:
+            check_known_items(history, past, catalog)
+    except BadInput as err:
+        bad_input(err)
+    from saviorrec.models.scoring import score_events  # torch: loaded once the inputs are known good
+
     scores = score_events(model_ws, frame, past, catalog)
-    _write_table(scores, out)
+    try:
+        write_table(scores, out)
+    except BadInput as err:
+        bad_input(err)
     typer.echo(f"scored {len(scores):,} impressions with {model} ({model_ws.root.name}) -> {out}")
 
 
 @app.command(rich_help_panel="Using the promoted model")
 def sid(
     items: Annotated[Path, typer.Option("--items", help="catalog file (data contract) of new items")],
-    out: Annotated[Path, typer.Option("--out", help="output .parquet (or .csv): item_id, sid, c1..cL, dedup, vector")],
+    out: Annotated[Path, typer.Option("--out", help="output .parquet, .csv or .json: item_id, sid, c1..cL, dedup, vector")],
     model: str = ModelOption,
     space: Annotated[str, typer.Option("--space", help="behavior (z from the encoder) or generic (plain MiniLM)")] = "behavior",
     data_dir: DataDir = None,
     params: str = ParamsOption,
     set_: list[str] | None = SetOption,
 ) -> None:
-    """z and semantic IDs for new catalog items with the promoted encoder and codebook (no retraining)."""
-    from saviorrec.models.semantic_ids import embed_and_assign
+    """z and semantic IDs for new catalog items with the promoted encoder and codebook (no retraining).
 
+    Every image_ref must name a picture under --data-dir: an item encoded without its picture
+    would get another SID than with it, so a missing picture is an error, not a silent fallback.
+    """
+    from saviorrec.cli_inputs import BadInput, output_format, write_table
+
+    try:
+        fmt = output_format(out)
+        new_items = _new_items(items, data_dir)
+    except BadInput as err:
+        bad_input(err)
+    from saviorrec.models.semantic_ids import embed_and_assign
     model_ws = _model_workspace(model, params, set_)
     try:
-        embeddings, sids = embed_and_assign(model_ws, _new_items(items, data_dir), space=space)
+        embeddings, sids = embed_and_assign(model_ws, new_items, space=space)
     except ValueError as err:
         fail(err)
     table = sids.merge(embeddings, on="item_id", how="left")
-    if out.suffix == ".csv":
+    if fmt == ".csv":
         table["vector"] = table["vector"].map(lambda v: " ".join(f"{x:.6g}" for x in v))
-    _write_table(table, out)
+    elif fmt == ".json":
+        table["vector"] = table["vector"].map(lambda v: [float(x) for x in v])
+    try:
+        write_table(table, out)
+    except BadInput as err:
+        bad_input(err)
     typer.echo(f"assigned semantic IDs to {len(table):,} items with {model} ({model_ws.root.name}) -> {out}")
 
 

@@ -317,6 +317,12 @@ class Defect:
     also: tuple[str, ...] = ()      # checks that cannot help failing with it (why: at the defect)
 
 
+def _candidate_from_another_world(ws) -> None:
+    """The candidate's synthetic world differs from production's (one more user): an operator's
+    params change, not broken data; the corpus test reopens the workspace after ``apply``."""
+    set_params(ws.root, **{"synthetic.n_users": ws.params.synthetic.n_users + 1})
+
+
 def _on_last_day(edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable:
     return lambda ws: edit_day(ws, edit)
 
@@ -402,6 +408,8 @@ DEFECTS = [
     Defect("miscalibrated_model", GATE_MODEL, "calibration", "mean pCTR off the observed CTR", _on("predictions", _miscalibrated)),
     Defect("below_baseline_on_new_items", GATE_MODEL, "new_auc_vs_baseline", "below the heuristic baseline's",
            better_baseline_on_new_items),
+    Defect("production_from_another_setting", GATE_MODEL, "same_setting",
+           "trained on another setting than production v1 (synthetic.n_users", _candidate_from_another_world),
 ]
 
 # Critical checks no data can fail inside the gate, and what refuses that input instead.

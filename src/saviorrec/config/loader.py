@@ -21,8 +21,10 @@ from saviorrec.atomic_files import write_text_atomic
 from saviorrec.config.errors import describe_validation_error
 from saviorrec.config.model import Params
 from saviorrec.config.presets import overlay_names, read_overlay, warn_shadowed_edits
+from saviorrec.config.repository import repository_root
 
-REPO_PARAMS = Path(__file__).resolve().parents[3] / "params.yaml"
+# the checkout in use when the process started ($SAVIORREC_REPO, the cwd's checkout, else the installed one)
+REPO_PARAMS = repository_root() / "params.yaml"
 PARAMS_FILE = "params.yaml"
 RESOLVED = "preset_applied"  # top-level mark of a resolved file
 INLINE_PRESETS = "presets"  # files written before the overlays moved to params/ carry them inline

@@ -5,13 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from saviorrec.models.variants import VARIANT_NAMES
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Lightning Trainer settings of a training section (the defaults are one process, full precision).
+# ddp: one process per device, each training on its own share of the data; Lightning starts them
+# by re-running the stage command (see saviorrec.models.distributed).
+TrainingStrategy = Literal["auto", "ddp", "ddp_find_unused_parameters_true"]
+TrainingPrecision = Literal["32-true", "bf16-mixed", "16-mixed"]
 
 
 class Paths(Section):
@@ -136,10 +143,15 @@ class Encoder(Section):
                                                                      min_length=1)
     patience: int | None = Field(default=3, ge=1)
     selection_margin: float = Field(default=1.0, ge=0.0)
+    devices: int = Field(default=1, ge=1)
+    strategy: TrainingStrategy = "auto"
+    precision: TrainingPrecision = "32-true"
 
 
 class Codebook(Section):
     levels: int = Field(ge=1, le=8)
+    max_levels: int = Field(default=8, ge=1, le=8)
+    depth_collision_target: float = Field(default=0.015, ge=0.0, le=1.0)
     codebook_size: int = Field(ge=2)
     latent_dim: int = Field(ge=2)
     hidden_dim: int = Field(ge=2)
@@ -155,6 +167,12 @@ class Codebook(Section):
     warm_start_epochs: int = Field(ge=0)
     warm_start_lr: float = Field(gt=0.0)
     sticky_margin: float = Field(ge=0.0)
+
+    @model_validator(mode="after")
+    def _depth_range(self) -> Codebook:
+        if self.max_levels < self.levels:
+            raise ValueError(f"codebook.max_levels ({self.max_levels}) is below codebook.levels ({self.levels})")
+        return self
 
 
 # Literal of a tuple = Literal of its items; the names live with the variants' switches.
@@ -186,6 +204,9 @@ class Ranker(Section):
     sid_counters: bool = False
     content_clusters: int = Field(default=0, ge=0)
     text_clusters: int = Field(default=0, ge=0)
+    devices: int = Field(default=1, ge=1)
+    strategy: TrainingStrategy = "auto"
+    precision: TrainingPrecision = "32-true"
 
 
 # Baselines that read no encoder or codebook output (dvc.yaml's `baseline` stage declares only
@@ -201,8 +222,23 @@ class Baseline(Section):
 
 class Evaluate(Section):
     young_days: int = Field(ge=1)
-    long_tail_max_impressions: int = Field(ge=1)
+    # long_tail: the least-shown share of established items by training impressions (a fixed count
+    # left the bucket empty on the default data, where every established item is shown 45+ times)
+    long_tail_share: float = Field(default=0.2, gt=0, lt=1)
+    long_tail_max_impressions: int | None = Field(default=None, ge=1)  # no longer read: superseded by long_tail_share
     min_positives: int = Field(ge=1)
+
+
+def _promote_policy(value: Any) -> Any:
+    """The booleans of older params keep their meaning: true -> always, false -> never."""
+    if isinstance(value, bool):
+        return "always" if value else "never"
+    return {"true": "always", "false": "never"}.get(value.lower(), value) if isinstance(value, str) else value
+
+
+# always: move production whenever every gate passes; never: publish only;
+# first: move production only while the registry has none (a fresh `make run`).
+PromotePolicy = Annotated[Literal["always", "never", "first"], BeforeValidator(_promote_policy)]
 
 
 class Registry(Section):
@@ -210,7 +246,7 @@ class Registry(Section):
     model_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     endpoint_url: str | None = None
     max_attempts: int = Field(ge=1)
-    promote: bool
+    promote: PromotePolicy = "first"
 
 
 class Airflow(Section):
@@ -223,6 +259,9 @@ class Airflow(Section):
     gpu_queue: str
     gpu_pool: str
     gpu_pool_slots: int = Field(ge=1)
+    # Defaults keep run folders written before these keys loadable.
+    schedule: bool = False  # the scheduler creates the daily runs (else manual runs and backfills only)
+    scheduled_promote: PromotePolicy = "always"  # registry.promote of scheduled runs
     retries: int = Field(ge=0)
     retry_delay_minutes: float = Field(ge=0)
     execution_timeout_minutes: float = Field(gt=0)

@@ -198,6 +198,15 @@ def write_events(df: pd.DataFrame, root: str | Path) -> list[str]:
 
 def read_items(uri: str | Path) -> pd.DataFrame:
     items = read_parquet(uri, fix=REINGEST)
+    missing = [column for column in ("item_id", "first_seen") if column not in items]
+    if missing:  # e.g. a behavior log given as the catalog
+        raise ValueError(f"{uri}: not an item catalog: missing column(s) {', '.join(missing)} "
+                         f"(found {', '.join(map(str, items.columns[:8]))})")
+    return items_from_frame(items)
+
+
+def items_from_frame(items: pd.DataFrame) -> pd.DataFrame:
+    """``items`` (changed in place) with the contract's dtypes for ``item_id`` and ``first_seen``."""
     items["item_id"] = items["item_id"].astype("int64")
     items["first_seen"] = pd.to_datetime(items["first_seen"]).astype("datetime64[ns]")
     return items

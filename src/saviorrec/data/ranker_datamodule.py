@@ -10,6 +10,14 @@ new day alone while still seeing each user's full past.
 The replay is sequential by nature (the state of day d needs days < d), so with
 ``num_workers > 0`` only the first worker produces batches: loading runs in a background
 process, it is not split.
+
+Several training processes (``ranker.devices`` > 1, DDP): every rank replays the whole log (the
+state needs it) but emits only its share of each chunk's shuffled impressions (positions
+``rank, rank + world, ...`` of the same permutation), in batches of ``batch_size // world``: the
+ranks' batches of one step together make the global batch of ``batch_size`` a single process
+takes, and every rank makes the same number of steps (DDP needs that). As with
+``DistributedSampler(drop_last=True)``, the last ``rows % world`` impressions of a chunk's
+permutation are left out. The DataModule reads the rank and world size from the Trainer.
 """
 
 from __future__ import annotations
@@ -40,6 +48,13 @@ class DayStream(IterableDataset):
         self.chunk_rows = chunk_rows
         self.clusters = clusters  # groupings for the user x group counters (SampleBuilder)
         self.epoch = 0
+        self.rank, self.world = 0, 1
+
+    def shard(self, rank: int, world: int) -> None:
+        """Emit only rank ``rank``'s share of every chunk (``world`` training processes)."""
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} outside a world of {world} processes")
+        self.rank, self.world = rank, world
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         worker = get_worker_info()
@@ -54,8 +69,10 @@ class DayStream(IterableDataset):
                 continue
             arrays = encode_batch(samples, self.features, self.vocab, self.prior_strength)
             order = rng.permutation(len(samples)) if self.shuffle else np.arange(len(samples))
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start:start + self.batch_size]
+            order = order[:len(order) - len(order) % self.world][self.rank::self.world]
+            batch_size = max(1, self.batch_size // self.world)
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
                 yield to_tensors({k: v[idx] for k, v in arrays.items()})
 
     def _chunks(self) -> Iterator[tuple[bool, pd.DataFrame]]:
@@ -80,6 +97,10 @@ class RankerDataModule(L.LightningDataModule):
     def __init__(self, stream: DayStream, num_workers: int = 0):
         super().__init__()
         self.stream, self.num_workers = stream, num_workers
+
+    def setup(self, stage: str) -> None:
+        if self.trainer is not None:  # one share per training process (Lightning's rank and world size)
+            self.stream.shard(self.trainer.global_rank, self.trainer.world_size)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.stream, batch_size=None, num_workers=self.num_workers,

@@ -80,6 +80,8 @@ def bucket_metrics(df: pd.DataFrame, min_positives: int = 1) -> dict[str, Any]:
     out: dict[str, Any] = {"n": int(len(df)), "positives": int(click.sum()),
                            "mean_p_ctr": float(df["p_ctr"].mean()) if len(df) else None,
                            "observed_ctr": float(click.mean()) if len(df) else None}
+    # mean predicted over observed CTR: 1.0 is calibrated (the model gate's band is around it)
+    out["calibration"] = out["mean_p_ctr"] / out["observed_ctr"] if out["observed_ctr"] else None
     oracle_click = df["oracle_p_click"].to_numpy(float) if "oracle_p_click" in df else None
     out.update(_block(df, "ctr", click, df["p_ctr"].to_numpy(float), oracle_click, min_positives))
     conv = pd.to_numeric(df["conversion"], errors="coerce") if "conversion" in df else pd.Series(np.nan, index=df.index)
@@ -100,17 +102,34 @@ def bucket_metrics(df: pd.DataFrame, min_positives: int = 1) -> dict[str, Any]:
     return out
 
 
+def long_tail_threshold(items: pd.DataFrame, train_impressions: pd.Series, established_before: pd.Timestamp,
+                        share: float) -> float:
+    """Training impressions at or under which an established item (first seen before
+    ``established_before``) is in the least-shown ``share`` of established catalog items.
+
+    Relative on purpose: a fixed count (say 20) means "long tail" on a small log and nothing at
+    all on a larger one, where every established item is shown more often than that."""
+    established = items.loc[pd.to_datetime(items["first_seen"]) < established_before, "item_id"]
+    if established.empty:
+        return -1.0  # no established item: no long tail
+    counts = established.map(train_impressions).fillna(0).to_numpy(float)
+    return float(np.quantile(counts, share, method="lower"))
+
+
 def assign_buckets(df: pd.DataFrame, items: pd.DataFrame, train_impressions: pd.Series, train_end, young_days: int,
-                   long_tail_max_impressions: int) -> pd.Series:
+                   long_tail_share: float) -> pd.Series:
     """new: first seen in the window and no training impression; young: first seen < young_days before
-    train_end; long_tail: < M training impressions; popular: the rest (first match wins)."""
+    train_end; long_tail: among the least-shown ``long_tail_share`` of established catalog items by
+    training impressions (:func:`long_tail_threshold`); popular: the rest (first match wins)."""
     first_seen = df["item_id"].map(items.set_index("item_id")["first_seen"])
     imps = df["item_id"].map(train_impressions).fillna(0).to_numpy()
     train_end = pd.Timestamp(train_end)
     fs = pd.to_datetime(first_seen)
     new = ((fs >= train_end) | fs.isna()).to_numpy() & (imps == 0)
-    young = (fs >= train_end - pd.Timedelta(days=young_days)).to_numpy() & ~new
-    long_tail = (imps < long_tail_max_impressions) & ~new & ~young
+    young_from = train_end - pd.Timedelta(days=young_days)
+    young = (fs >= young_from).to_numpy() & ~new
+    tail_max = long_tail_threshold(items, train_impressions, young_from, long_tail_share)
+    long_tail = (imps <= tail_max) & ~new & ~young
     bucket = np.select([new, young, long_tail], ["new", "young", "long_tail"], "popular")
     return pd.Series(bucket, index=df.index)
 

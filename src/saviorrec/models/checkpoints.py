@@ -24,6 +24,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import Sampler
 
 from saviorrec.file_integrity import require_torch_archive, torch_archive_problem
+from saviorrec.models.training_curve import TrainingCurve
 from saviorrec.progress import TrainingProgress
 
 log = logging.getLogger("saviorrec.checkpoints")
@@ -39,10 +40,10 @@ def last_epoch_checkpoint(directory: str | Path) -> ModelCheckpoint:
 
 
 def training_callbacks(checkpoint_dir: str | Path | None, callbacks: Sequence[L.Callback] = ()) -> list[L.Callback]:
-    """``callbacks``, batch progress with rate and ETA, and the ``last.ckpt`` writer when
-    ``checkpoint_dir`` is given."""
+    """``callbacks``, batch progress with rate and ETA, the per-step loss curve and the
+    ``last.ckpt`` writer when ``checkpoint_dir`` is given."""
     extra = [last_epoch_checkpoint(checkpoint_dir)] if checkpoint_dir is not None else []
-    return [*callbacks, TrainingProgress(), *extra]
+    return [*callbacks, TrainingProgress(), TrainingCurve(), *extra]
 
 
 class TorchRngState(L.Callback):

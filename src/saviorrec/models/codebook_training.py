@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,14 @@ from saviorrec.data.vectors import require_finite
 from saviorrec.metrics.codebook import codebook_report
 from saviorrec.metrics.retrieval import retrieval_report
 from saviorrec.metrics.retrieval_sets import RetrievalSets, retrieval_sets
+from saviorrec.metrics.stage_reports import write_stage_report
 from saviorrec.models.checkpoints import last_checkpoint, prepare_checkpoints, staged_output
 from saviorrec.models.codebook import MODEL_FILE, Codebook, load_codebook
+from saviorrec.models.codebook_depth import checkpoint_levels, choose_depth, projection
 from saviorrec.models.rqvae import RQVAEConfig
 from saviorrec.models.rqvae_module import fit_rqvae
 from saviorrec.models.semantic_ids import previous_codes, sid_table
-from saviorrec.workspace import StageError, Workspace, write_json
+from saviorrec.workspace import StageError, Workspace
 
 log = logging.getLogger("saviorrec.build_codebook")
 
@@ -105,16 +108,27 @@ def build_space(x: np.ndarray, item_ids: np.ndarray, params: Params, directory: 
         raise StageError(f"codebook.codebook_size={config.codebook_size} is larger than the item count {len(x)}: "
                          f"lower codebook.codebook_size to at most {len(x)}")
     previous = io.read_parquet(directory / SNAPSHOT, fix=SNAPSHOT_LOST) if (directory / SNAPSHOT).exists() else None
-    init_state, warm = None, False
+    init_state, warm, depth = None, False, None
     if not cb.full_rebuild and (directory / MODEL_FILE).exists():
         old = load_codebook(directory)
+        # a warm start keeps the depth chosen at the last full rebuild: SIDs stay comparable
+        if cb.levels <= old.config.levels <= cb.max_levels:
+            config = replace(config, levels=old.config.levels)
         if old.config.shape() == config.shape():
             init_state, warm = old.model.state_dict(), True
         else:
             log.warning("previous codebook in %s has shape %s, now %s: full rebuild", directory,
                         old.config.shape(), config.shape())
+            config = replace(config, levels=cb.levels)
     if warm:
-        config = RQVAEConfig(**{**config.__dict__, "lr": cb.warm_start_lr})
+        config = replace(config, lr=cb.warm_start_lr)
+    elif ckpt_path is None and cb.max_levels > cb.levels:
+        depth = choose_depth(projection(x, config), config.codebook_size, min_levels=cb.levels,
+                             max_levels=cb.max_levels, target=cb.depth_collision_target,
+                             iters=cb.kmeans_iters, seed=seed)
+        config = replace(config, levels=depth.levels)
+    elif ckpt_path is not None:  # resuming: the interrupted fit's depth is in its checkpoint
+        config = replace(config, levels=checkpoint_levels(ckpt_path, cb.levels))
     epochs = cb.warm_start_epochs if warm else cb.epochs
     started = time.perf_counter()
     fit = fit_rqvae(x, config, epochs=epochs, batch_size=cb.batch_size, seed=seed,
@@ -138,6 +152,8 @@ def build_space(x: np.ndarray, item_ids: np.ndarray, params: Params, directory: 
         report["churn_codes_greedy"] = codebook_report(
             x, greedy, codebook.reconstruct(greedy), sid_table(item_ids, greedy, previous),
             config.codebook_size, previous)["churn_codes"]
+    if depth is not None:  # the k-means collisions each depth tried gave (docs/method.md, codebook depth)
+        report["depth_collision_rates"] = {str(k): round(v, 6) for k, v in depth.collision_rate_by_depth.items()}
     report.update(levels=config.levels, codebook_size=config.codebook_size, warm_started=warm, epochs=epochs,
                   dead_codes_reset=int(fit.reset_count), contrastive=bool(contrastive and pairs is not None and config.contrastive_weight > 0),
                   build_seconds=round(build_seconds, 3), resumed_from=fit.resumed_from)
@@ -152,7 +168,7 @@ def encoder_hits(ws: Workspace) -> dict:
         log.warning("no encoder metrics at %s: hit@30 not reported", path)
         return {"hit_at_30": None, "hit_at_30_minilm": None}
     metrics = json.loads(path.read_text())
-    k = metrics.get("hit_k", 30)
+    k = ws.params.encoder.hit_k  # the metrics file names hit@k by k; the setting itself stays out of it
     return {"hit_at_30": metrics.get(f"hit_at_{k}"), "hit_at_30_minilm": metrics.get(f"hit_at_{k}_minilm"),
             "hit_k": k}
 
@@ -186,5 +202,6 @@ def build_codebook(params: Params, ws: Workspace, ckpt_path: str | Path | None =
 
     summary = {**behavior, "n_pairs": 0 if pairs is None else int(len(pairs[0])), **encoder_hits(ws),
                "generic": generic, "seconds": round(time.perf_counter() - started, 2)}
-    write_json(ws.metrics_file("codebook"), summary)
+    write_stage_report(ws.metrics_file("codebook"), ws.path("reports"), "codebook", summary,
+                       hit_k=params.encoder.hit_k)
     return summary

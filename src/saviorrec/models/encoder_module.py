@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from saviorrec.models.checkpoints import EpochSeededSampler, training_callbacks
+from saviorrec.models.distributed import leave_unless_rank_zero, require_relaunchable, trainer_devices
 from saviorrec.models.encoder import EncoderInputs, ItemEncoder
 from saviorrec.models.encoder_selection import ColdSelection
 from saviorrec.models.info_nce import info_nce
@@ -159,6 +160,10 @@ def fit_encoder(
     encoder, shrunk afterwards by ``selection``; None: the encoder's own, as a warm start keeps it).
     ``selection`` scores every epoch on cold items, may stop early, and its best (epoch,
     correction scale) is what ``encoder`` holds on return.
+
+    ``cfg.devices`` / ``strategy`` / ``precision`` go to the Trainer. With several devices (DDP)
+    Lightning's distributed sampler gives each rank its share of every epoch's draws (batches of
+    ``cfg.batch_size`` per device); only rank 0 returns, the other ranks' processes end after the fit.
     """
     # deterministic cuBLAS on a GPU needs a fixed workspace (no effect on CPU)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -169,7 +174,7 @@ def fit_encoder(
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator="auto",
-        devices=1,
+        **trainer_devices(cfg),
         deterministic=True,
         logger=False,
         enable_checkpointing=checkpoint_dir is not None,
@@ -177,7 +182,9 @@ def fit_encoder(
         enable_progress_bar=False,
         enable_model_summary=False,
     )
+    require_relaunchable(trainer, "encoder", cfg)
     trainer.fit(module, datamodule=data, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    leave_unless_rank_zero(trainer)
     module.resumed_from = str(trainer.ckpt_path) if trainer.ckpt_path else None
     encoder.cpu().eval()
     if selection is not None:

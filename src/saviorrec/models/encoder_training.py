@@ -37,6 +37,7 @@ from saviorrec.data.pairs import encoder_pair_splits, listed_before, mine_pairs,
 from saviorrec.data.vectors import vectors_frame
 from saviorrec.metrics.retrieval import retrieval_report
 from saviorrec.metrics.retrieval_sets import retrieval_sets
+from saviorrec.metrics.stage_reports import write_stage_report
 from saviorrec.models.checkpoints import prepare_checkpoints, staged_output
 from saviorrec.models.encoder import ItemEncoder, compatible, encoder_config
 from saviorrec.models.encoder_io import load_item_encoder, read_config, read_weights, save_item_encoder
@@ -44,7 +45,7 @@ from saviorrec.models.encoder_module import fit_encoder
 from saviorrec.models.encoder_selection import ColdSelection
 from saviorrec.models.image import BackboneFeatures
 from saviorrec.models.text import text_features
-from saviorrec.workspace import StageError, Workspace, write_json
+from saviorrec.workspace import StageError, Workspace
 
 log = logging.getLogger("saviorrec.train_encoder")
 
@@ -189,5 +190,5 @@ def train_encoder(params: Params, ws: Workspace, ckpt_path: str | Path | None = 
         "train_end": str(train_end),
         "seconds": round(time.perf_counter() - started, 2),
     }
-    write_json(ws.metrics_file("encoder"), summary)
+    write_stage_report(ws.metrics_file("encoder"), ws.path("reports"), "encoder", summary, hit_k=k)
     return summary

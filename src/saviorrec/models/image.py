@@ -3,7 +3,11 @@
 Pictures are read once into a float tensor [N, 3, S, S] in [0, 1] (S = encoder.image_size).
 Items without a picture (no ``image_ref`` column, a null ref, or a file that does not exist:
 MovieLens has none) get ``has_image = False`` and the tower returns a learned "no image"
-vector for them instead, so the modality is masked rather than fed zeros.
+vector for them instead, so the modality is masked rather than fed zeros. Each row is encoded
+on its own: an item's picture (or its absence) never changes another item's z. A reference
+that names no file is logged with the files it looked for; `saviorrec sid` / `score --items`
+refuse such a catalog instead (:func:`unresolved_image_refs`), since the item would get
+another z, and another SID, than with its picture.
 """
 
 from __future__ import annotations
@@ -19,6 +23,18 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 
+def _given(ref) -> bool:
+    """An image_ref that names a picture (not null, not empty)."""
+    return isinstance(ref, str) and bool(ref)
+
+
+def unresolved_image_refs(items: pd.DataFrame, data_dir: str | Path) -> list[str]:
+    """The image_refs of ``items`` that name no file under ``data_dir`` (absolute refs as they are)."""
+    if "image_ref" not in items:
+        return []
+    return [ref for ref in items["image_ref"].tolist() if _given(ref) and not (Path(data_dir) / ref).is_file()]
+
+
 def load_images(items: pd.DataFrame, data_dir: str | Path | None, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(pixels float32[N, 3, size, size], has_image bool[N]) for ``items`` rows in order."""
     from PIL import Image
@@ -26,13 +42,13 @@ def load_images(items: pd.DataFrame, data_dir: str | Path | None, size: int) -> 
     pixels = np.zeros((len(items), 3, size, size), np.float32)
     has = np.zeros(len(items), bool)
     refs = items["image_ref"] if "image_ref" in items else pd.Series([None] * len(items))
-    unresolved = 0
+    unresolved: list[Path] = []
     for row, ref in enumerate(refs.tolist()):
-        if ref is None or (isinstance(ref, float) and np.isnan(ref)) or data_dir is None or not str(ref):
+        if not _given(ref) or data_dir is None:
             continue
-        path = Path(data_dir) / str(ref)
+        path = Path(data_dir) / ref  # an absolute ref stays as it is
         if not path.is_file():
-            unresolved += 1
+            unresolved.append(path)
             continue
         with Image.open(path) as img:
             img = img.convert("RGB")
@@ -40,8 +56,10 @@ def load_images(items: pd.DataFrame, data_dir: str | Path | None, size: int) -> 
                 img = img.resize((size, size), Image.Resampling.BILINEAR)
             pixels[row] = np.asarray(img, np.float32).transpose(2, 0, 1) / 255.0
         has[row] = True
-    if unresolved:
-        log.warning("%d image_ref(s) do not resolve under %s; those items are encoded as 'no image'", unresolved, data_dir)
+    if unresolved:  # name the files looked for: refs may be absolute, data_dir is not always their base
+        folders = sorted({str(path.parent) for path in unresolved})
+        log.warning("%d of %d item picture(s) not found (e.g. %s; looked in %s); those items are encoded as "
+                    "'no image'", len(unresolved), len(items), unresolved[0], ", ".join(folders[:3]))
     if not has.any():  # no pictures at all (MovieLens): no pixel memory, the tower masks every row
         return torch.zeros((len(items), 0)), torch.from_numpy(has)
     return torch.from_numpy(pixels), torch.from_numpy(has)

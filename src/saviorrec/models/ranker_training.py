@@ -19,6 +19,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import pandas as pd
+import torch
 
 from saviorrec.config import Params
 from saviorrec.config.model import Ranker as RankerParams
@@ -27,6 +28,7 @@ from saviorrec.data.ranker_datamodule import DayStream, RankerDataModule
 from saviorrec.data.samples import DENSE_FEATURES, IdVocab, ItemFeatures, SampleBuilder
 from saviorrec.models import content_clusters
 from saviorrec.models.checkpoints import TorchRngState, prepare_checkpoints, staged_output, training_callbacks
+from saviorrec.models.distributed import leave_unless_rank_zero, require_relaunchable, trainer_devices
 from saviorrec.models.ranker import RankerConfig
 from saviorrec.models.ranker_artifacts import (
     MODEL_FILE,
@@ -39,6 +41,7 @@ from saviorrec.models.ranker_artifacts import (
     write_meta,
 )
 from saviorrec.models.ranker_module import RankerModule
+from saviorrec.models.training_curve import training_curve
 from saviorrec.models.variants import VARIANTS, VariantSpec
 from saviorrec.workspace import Workspace
 
@@ -105,6 +108,9 @@ def train_ranker(params: Params, ws: Workspace, previous_dir: Path | None = None
     file itself, and continues from that epoch; ``resumed_from`` names the file it resumed from.
     A fresh run (no ``ckpt_path``) clears stale checkpoints; a successful run replaces the whole
     folder, checkpoints included.
+
+    With ``ranker.devices`` > 1 (DDP) every rank trains on its share of each day (``DayStream``);
+    rank 0 alone writes the folder and returns (with ``rank_samples``: each rank's impressions).
     """
     rp = params.ranker
     spec = VARIANTS[rp.variant]
@@ -169,14 +175,21 @@ def train_ranker(params: Params, ws: Workspace, previous_dir: Path | None = None
                                rp.heuristic_prior_strength, end=train_end, emit_from=emit_from, seed=params.seed,
                                clusters=features.counter_clusters(sid=meta["sid_counters"]))
             trainer = make_trainer(rp, checkpoint_dir=checkpoints)
+            require_relaunchable(trainer, "ranker", rp)
             trainer.fit(module, datamodule=RankerDataModule(stream, rp.num_workers),
                         ckpt_path=str(ckpt_path) if ckpt_path else None)
             # the file Lightning resumed from ("last" resolved; None when it started fresh)
             summary["resumed_from"] = str(trainer.ckpt_path) if trainer.ckpt_path else None
-            trainer.save_checkpoint(staging / MODEL_FILE)
+            trainer.save_checkpoint(staging / MODEL_FILE)  # every rank calls it; rank 0 writes
+            leave_unless_rank_zero(trainer)
+            shares = next((c for c in trainer.callbacks if isinstance(c, RankShares)), None)
+            if shares is not None and shares.rank_samples:
+                summary["rank_samples"] = shares.rank_samples
             save_id_vocab(staging, vocab)
             meta["model"] = config.to_dict()
-            summary.update(curve=module.curve, samples=module.curve[-1]["samples"] if module.curve else 0,
+            # the per-step loss curve (plots/ranker_training.csv) and the mean loss of each epoch
+            summary.update(curve=training_curve(trainer), epoch_losses=[row["loss"] for row in module.curve],
+                           samples=module.curve[-1]["samples"] if module.curve else 0,
                            parameters=sum(p.numel() for p in module.parameters()),
                            device=str(trainer.strategy.root_device))
             if not module.curve:
@@ -241,9 +254,32 @@ def ranker_features(params: Params, ws: Workspace, spec: VariantSpec, items: pd.
 
 
 def make_trainer(rp: RankerParams, max_epochs: int | None = None, checkpoint_dir: Path | None = None) -> L.Trainer:
-    """A quiet Trainer; with ``checkpoint_dir`` it keeps ``last.ckpt`` there after every epoch."""
-    return L.Trainer(max_epochs=max_epochs or rp.epochs, accelerator=rp.accelerator, devices=1, logger=False,
-                     enable_checkpointing=checkpoint_dir is not None,
-                     callbacks=training_callbacks(checkpoint_dir, [TorchRngState()]), enable_progress_bar=False,
-                     enable_model_summary=False)
+    """A quiet Trainer on ``ranker.accelerator`` with ``ranker.devices`` / ``strategy`` / ``precision``;
+    with ``checkpoint_dir`` it keeps ``last.ckpt`` there after every epoch (rank 0 writes it)."""
+    return L.Trainer(max_epochs=max_epochs or rp.epochs, accelerator=rp.accelerator, **trainer_devices(rp),
+                     logger=False, enable_checkpointing=checkpoint_dir is not None,
+                     callbacks=training_callbacks(checkpoint_dir, [TorchRngState(), RankShares()]),
+                     enable_progress_bar=False, enable_model_summary=False)
+
+
+class RankShares(L.Callback):
+    """Several training processes: each rank's ``RankerModule.curve`` averages its own share, so at
+    the end of the fit every entry becomes the sample-weighted mean over all ranks (the curve of
+    the whole data) and ``rank_samples`` keeps each rank's impressions of the last epoch (disjoint
+    shares: they add up to that epoch's impressions). One process: nothing changes."""
+
+    def __init__(self) -> None:
+        self.rank_samples: list[int] = []
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.world_size == 1:
+            return
+        for entry in module.curve:
+            losses = [k for k in entry if k not in ("epoch", "samples")]
+            local = torch.tensor([entry["samples"], *(entry[k] * entry["samples"] for k in losses)],
+                                 dtype=torch.float64, device=module.device)
+            ranks = module.all_gather(local).reshape(trainer.world_size, -1).cpu()  # [world, 1 + losses]
+            total = ranks[:, 0].sum().item()
+            entry.update({"samples": int(total), **{k: ranks[:, i + 1].sum().item() / total for i, k in enumerate(losses)}})
+            self.rank_samples = [int(n) for n in ranks[:, 0].tolist()]
 

@@ -73,6 +73,12 @@ class RQVAE(nn.Module):
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor, kmeans_iters: int, seed: int) -> None:
         """PCA for the linear paths, residual k-means (faiss) of the projected data for the codes."""
+        self.init_linear_paths(x)
+        self.quantizer.init_kmeans(self.encoder(x), kmeans_iters, seed)
+
+    @torch.no_grad()
+    def init_linear_paths(self, x: torch.Tensor) -> None:
+        """Encoder = projection on x's principal axes, decoder = its transpose (MLPs start at zero)."""
         mean = x.mean(0)
         centered = x - mean
         d = min(self.config.latent_dim, self.config.in_dim, len(x))
@@ -86,7 +92,6 @@ class RQVAE(nn.Module):
         self.encoder.linear.bias.copy_(-proj @ mean)
         self.decoder.linear.weight.copy_(proj.T)
         self.decoder.linear.bias.copy_(mean)
-        self.quantizer.init_kmeans(self.encoder(x), kmeans_iters, seed)
 
     def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, QuantizerOutput]:
         out = self.quantizer(self.encoder(x))

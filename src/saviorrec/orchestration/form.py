@@ -42,7 +42,8 @@ class RunForm(BaseModel):
     ranker_variant: RankerVariant = Field("saviorrec", description="ranker model variant")
     ranker_epochs: int | None = Field(None, ge=1, le=100, description="ranker epochs; empty: the preset's value")
     skip_encoder_refresh: bool = Field(False, description="reuse the last validated encoder and codebook")
-    promote: bool = Field(True, description="move the production pointer when every gate passes")
+    promote: bool = Field(False, description="move the production pointer when every gate passes (a scheduled "
+                                            "run follows airflow.scheduled_promote instead)")
     overrides: dict[str, Any] = Field(
         default_factory=dict,
         description='other params as dotted keys, e.g. {"ranker.lr": 0.001}; paths, registry, airflow, data are not allowed',
@@ -73,8 +74,7 @@ def form_defaults(params: Params) -> RunForm:
         data_source=params.data.source,
         preset=params.preset,
         ranker_variant=params.ranker.variant,
-        promote=params.registry.promote,
-    )
+    )  # promote stays unticked: a manual run replaces production only when someone asks
 
 
 def json_schema_fields() -> dict[str, dict[str, Any]]:
@@ -135,13 +135,22 @@ def validate_form(conf: dict[str, Any] | None, params: Params) -> RunForm:
     return form
 
 
-def form_overrides(form: RunForm, params: Params, base_dir: Path) -> dict[str, Any]:
-    """Dotted params overrides for a validated form (data path checked against the data root)."""
+def promote_policy(form: RunForm, run_type: str, params: Params) -> str:
+    """``registry.promote`` of a run: a scheduled run follows ``airflow.scheduled_promote`` (the daily
+    refresh's job); a manual run or a backfill promotes only when its form asks."""
+    if run_type == "scheduled":
+        return params.airflow.scheduled_promote
+    return "always" if form.promote else "never"
+
+
+def form_overrides(form: RunForm, params: Params, base_dir: Path, promote: str | None = None) -> dict[str, Any]:
+    """Dotted params overrides for a validated form (data path checked against the data root);
+    ``promote`` is the run's policy (default: the form's choice, as for a manual run)."""
     overrides: dict[str, Any] = {
         "preset": form.preset,
         "data.source": form.data_source,
         "ranker.variant": form.ranker_variant,
-        "registry.promote": form.promote,
+        "registry.promote": promote or promote_policy(form, "manual", params),
     }
     if form.data_path:
         overrides["data.path"] = check_data_path(form.data_path, resolve_data_root(params, base_dir))

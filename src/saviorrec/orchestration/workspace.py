@@ -112,12 +112,14 @@ def prepare_run_workspace(
     *,
     day: dt.date | None = None,
     run_id: str | None = None,
+    promote: str | None = None,
 ) -> RunWorkspace:
     """Create (or reset) the run's folder and write its resolved params.yaml.
 
     The folder is keyed by the logical date; ``day`` is the data day the run evaluates (the
     start of its data interval: the logical date for scheduled runs, the last complete day
-    for a manual one), default the logical date's day.
+    for a manual one), default the logical date's day. ``promote`` is the run's ``registry.promote``
+    (default: the form's choice).
     """
     base, base_dir = load_base_params()
     base_file = base_params_file()
@@ -125,7 +127,7 @@ def prepare_run_workspace(
         day = logical_date.date() if isinstance(logical_date, dt.datetime) else logical_date
     root = runs_root(base, base_dir) / run_key(logical_date)
 
-    overrides = form_overrides(form, base, base_dir)
+    overrides = form_overrides(form, base, base_dir, promote)
     merged = resolve_raw(base_file, overrides)
     overrides |= date_keyed_overrides(merged, day)
     # Paths outside the workspace stay where the operator put them.

@@ -10,7 +10,8 @@
     metrics/*.json, reports/gates/*.json
     params.yaml                      the resolved params (preset already applied)
     lineage.json                     git commit, dvc.lock hashes of the data
-    manifest.json                    sha256 + size of every other file (written last)
+    manifest.json                    sha256 + size of every other file (written last), and
+                                     model_summary(): setting, evaluation window + AUCs, gate verdicts
 
 Because paths come from ``params.paths``, ``Workspace.open(bundle_dir)`` opens a bundle like any
 workspace. Images are not bundled: catalog items
@@ -26,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from saviorrec.config import Params, dump_resolved_params
-from saviorrec.storage.lineage import build_lineage
+from saviorrec.storage.lineage import build_lineage, training_setting
 from saviorrec.workspace import Workspace
 
 REQUIRED = ("encoder", "codebook", "embeddings", "sids", "ranker", "items")
 OPTIONAL = ("text_features", "sids_generic")
 REPORT_DIRS = ("metrics", "gates")  # every *.json in them
+GATES = ("validate_logs", "validate_sids", "validate_model")  # every one must pass before production moves
 MANIFEST = "manifest.json"
 PARAMS = "params.yaml"
 LINEAGE = "lineage.json"
@@ -94,3 +96,35 @@ def build_manifest(version: str, name: str, entries: dict[str, tuple[str, int]],
         **(extra or {}),
     }
     return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _verdict(ws: Workspace, gate: str) -> dict[str, Any] | None:
+    path = ws.gate_file(gate)
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except json.JSONDecodeError:
+        return {"passed": False}
+
+
+def model_summary(ws: Workspace) -> dict[str, Any]:
+    """What the manifest records about the model of ``ws`` for `registry list` / `promote`:
+
+    ``setting`` (lineage.training_setting), ``evaluation`` (window and candidate AUCs, as the
+    model gate measured them) and ``gates`` ({gate: passed, or None when it never ran}).
+    """
+    verdicts = {gate: _verdict(ws, gate) for gate in GATES}
+    facts = (verdicts["validate_model"] or {}).get("facts") or {}
+    candidate = facts.get("candidate") or {}
+    evaluation = {"train_end": facts.get("train_end"), "eval_end": facts.get("eval_end"),
+                  "auc": candidate.get("auc"), "new_auc": candidate.get("new_auc")}
+    if evaluation["train_end"] is None:
+        try:
+            train_end, eval_end = ws.split()
+            evaluation.update(train_end=str(train_end), eval_end=str(eval_end))
+        except Exception:  # noqa: BLE001 - a summary must not fail a publish over a missing events folder
+            pass
+    return {
+        "setting": training_setting(ws.params, ws.root),
+        "evaluation": evaluation,
+        "gates": {gate: None if v is None else v.get("passed") is True for gate, v in verdicts.items()},
+    }

@@ -1,8 +1,11 @@
-"""Where a model came from: the git commit and the DVC hashes of the data it was trained on."""
+"""Where a model came from: the git commit, the DVC hashes of the data it was trained on, and its setting
+(data source, preset, world) that decides which models may be compared on one window."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -66,3 +69,73 @@ def build_lineage(ws: Workspace) -> dict[str, Any]:
         "data_source": ws.params.data.source,
         "split": split,
     }
+
+
+# ---- the setting a model was trained on -------------------------------------------------------
+#
+# Two models are comparable on one evaluation window only when they learned the same world:
+# the same data source, preset and catalog. The setting leaves out what moves from run to run
+# of one world (the evaluation window: split.*, synthetic.start_date; the log length n_days)
+# and the knobs that change no data (synthetic.partition_rows).
+
+SYNTHETIC_RUN_KEYS = ("start_date", "n_days", "partition_rows")
+SAMPLING_KEYS = ("max_users", "max_items")  # movielens subsetting seeded by `seed`
+
+
+def _location(path: str, root: Path) -> str:
+    """A data path as one spelling: URIs as given, local paths absolute (relative to ``root``)."""
+    if "://" in path:
+        return path.rstrip("/")
+    return str((Path(root) / path).resolve())
+
+
+def training_setting(params: Any, root: Path) -> dict[str, Any]:
+    """{"preset", "data_source", "world": {...}, "fingerprint"} of a model trained with ``params``.
+
+    world: synthetic: the generator's parameters and the seed (they make the users, items and
+    tastes); movielens: the folder, the label thresholds and the subsetting (with the seed when
+    it samples users or items); parquet: the folder. Relative folders resolve against ``root``.
+    """
+    source = params.data.source
+    if source == "synthetic":
+        world = {f"synthetic.{k}": v for k, v in params.synthetic.model_dump(mode="json").items()
+                 if k not in SYNTHETIC_RUN_KEYS}
+        world["seed"] = params.seed
+    elif source == "movielens":
+        movielens = params.movielens.model_dump(mode="json")
+        world = {"data.path": _location(params.data.path, root), **{f"movielens.{k}": v for k, v in movielens.items()}}
+        if any(movielens.get(k) is not None for k in SAMPLING_KEYS):
+            world["seed"] = params.seed
+    else:
+        world = {"data.path": _location(params.data.path, root)}
+    setting = {"preset": params.preset, "data_source": source, "world": dict(sorted(world.items()))}
+    digest = hashlib.sha256(json.dumps(setting, sort_keys=True, default=str).encode()).hexdigest()
+    return {**setting, "fingerprint": digest[:12]}
+
+
+def setting_label(setting: dict[str, Any]) -> str:
+    """``preset tiny, synthetic world 1a2b3c4d5e6f``: one short line for tables and messages."""
+    return f"preset {setting['preset']}, {setting['data_source']} world {setting['fingerprint']}"
+
+
+def setting_differences(candidate: dict[str, Any], production: dict[str, Any], limit: int = 6) -> list[str]:
+    """``["preset tiny vs default", "synthetic.n_users 300 vs 1500", ...]`` (empty: the same setting)."""
+    diffs = [f"{key} {candidate[key]} vs {production[key]}" for key in ("preset", "data_source")
+             if candidate[key] != production[key]]
+    a, b = candidate["world"], production["world"]
+    diffs += [f"{key} {a.get(key, '-')} vs {b.get(key, '-')}" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
+    if not diffs and candidate["fingerprint"] != production["fingerprint"]:  # recorded by another version of this code
+        diffs = [f"fingerprint {candidate['fingerprint']} vs {production['fingerprint']}"]
+    return diffs[:limit] + ([f"... {len(diffs) - limit} more"] if len(diffs) > limit else [])
+
+
+def bundle_setting(bundle_root: Path, params: Any, root: Path) -> tuple[dict[str, Any], bool]:
+    """(setting, recorded) of a model folder: the one its manifest recorded at publish time, else
+    (versions published before settings were recorded, plain workspaces) derived from its own
+    resolved params.yaml, relative data folders read against ``root``; ``recorded`` says which."""
+    manifest = Path(bundle_root) / "manifest.json"
+    if manifest.is_file():
+        recorded = json.loads(manifest.read_text()).get("setting")
+        if recorded:
+            return recorded, True
+    return training_setting(params, root), False

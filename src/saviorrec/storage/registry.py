@@ -4,7 +4,12 @@ Layout under the store root (``registry.uri``)::
 
     models/NAME/v1/...             one bundle (workspace layout, see saviorrec.storage.bundle)
     models/NAME/v1/manifest.json   written last: a version without it is incomplete
-    models/NAME/production.json    {"version", "previous", "promoted_at", "history"}
+    models/NAME/production.json    {"version", "previous", "promoted_at", "promoted_by", "history", "promotions"}
+
+A manifest also records what ``registry list`` shows without reading the bundle: the setting the
+model was trained on (preset, data source, world fingerprint; ``saviorrec.storage.lineage``), its
+evaluation window and AUCs, and each gate's verdict. ``history`` lists version names (rollback
+walks it); ``promotions`` says who moved the pointer to each one and what a ``--force`` overrode.
 
 A version without a manifest is an upload that died (or is still running); ``Registry.gc``
 removes those once nothing has written to them for a while.
@@ -42,7 +47,16 @@ from saviorrec.storage.artifacts import (
     open_store,
     sha256_file,
 )
-from saviorrec.storage.bundle import LINEAGE, MANIFEST, build_manifest, collect_bundle
+from saviorrec.storage.bundle import (
+    GATES,
+    LINEAGE,
+    MANIFEST,
+    PARAMS,
+    build_manifest,
+    collect_bundle,
+    model_summary,
+)
+from saviorrec.storage.lineage import training_setting
 from saviorrec.workspace import Workspace
 
 log = logging.getLogger("saviorrec.registry")
@@ -72,10 +86,11 @@ def _version_number(version: str) -> int:
 
 
 class Registry:
-    def __init__(self, store: ArtifactStore, model_name: str, cache_dir: Path):
+    def __init__(self, store: ArtifactStore, model_name: str, cache_dir: Path, root: Path | None = None):
         self.store = store
         self.name = model_name
         self.cache_dir = Path(cache_dir)
+        self.root = Path(root) if root is not None else None  # relative data folders of old params resolve here
         self.prefix = f"models/{model_name}"
 
     def __repr__(self) -> str:
@@ -102,18 +117,70 @@ class Registry:
         return json.loads(data) if data else None
 
     def list(self) -> list[dict[str, Any]]:
+        """One row per version: what it was trained on, how it scored, its gates, who promoted it."""
         pointer = self.production() or {}
         rows = []
         for version in self.versions():
             manifest = self.manifest(version)
-            rows.append({
+            row = {
                 "version": version,
                 "complete": manifest is not None,
                 "created_at": (manifest or {}).get("created_at"),
                 "files": len((manifest or {}).get("files", {})),
                 "production": version == pointer.get("version"),
-            })
+                "promoted_by": promoted_by(pointer, version),
+            }
+            if manifest is not None:
+                row.update(self.summary(version, manifest))
+            rows.append(row)
         return rows
+
+    def summary(self, version: str, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+        """{"setting", "setting_recorded", "evaluation", "gates"} of a complete version.
+
+        Versions published before manifests recorded these: read from the bundle's own files
+        (lineage.json, params.yaml, reports/gates/*.json), ``setting_recorded`` False.
+        """
+        manifest = manifest or self._require_manifest(version)
+        if "setting" in manifest:
+            return {"setting": manifest["setting"], "setting_recorded": True,
+                    "evaluation": manifest.get("evaluation") or {}, "gates": manifest.get("gates") or {}}
+        gates, evaluation = {}, {}
+        for gate in GATES:
+            verdict = self._bundle_json(version, manifest, f"reports/gates/{gate}.json")
+            gates[gate] = None if verdict is None else verdict.get("passed") is True
+            if gate == "validate_model" and verdict:
+                facts = verdict.get("facts") or {}
+                candidate = facts.get("candidate") or {}
+                evaluation = {"train_end": facts.get("train_end"), "eval_end": facts.get("eval_end"),
+                              "auc": candidate.get("auc"), "new_auc": candidate.get("new_auc")}
+        return {"setting": self.derived_setting(version), "setting_recorded": False,
+                "evaluation": evaluation, "gates": gates}
+
+    def derived_setting(self, version: str, root: Path | None = None) -> dict[str, Any]:
+        """The setting of ``version`` computed from its own params.yaml (relative data folders
+        read against ``root``, default the current directory)."""
+        from saviorrec.config import load_params
+
+        scratch = self.cache_dir / ".params" / self.name / version
+        scratch.mkdir(parents=True, exist_ok=True)
+        self.store.get_file(self._key(version, PARAMS), scratch / PARAMS)
+        return training_setting(load_params(scratch / PARAMS), root or self.root or Path.cwd())
+
+    def setting(self, version: str, root: Path | None = None) -> tuple[dict[str, Any], bool]:
+        """(setting, recorded at publish time) of a complete version."""
+        manifest = self._require_manifest(version)
+        if "setting" in manifest:
+            return manifest["setting"], True
+        return self.derived_setting(version, root), False
+
+    def _bundle_json(self, version: str, manifest: dict[str, Any], key: str) -> dict[str, Any] | None:
+        if key not in manifest.get("files", {}):
+            return None
+        try:
+            return json.loads(self.store.get_bytes(self._key(version, key)))
+        except (ArtifactNotFound, json.JSONDecodeError):
+            return None
 
     def show(self, version: str) -> dict[str, Any]:
         manifest = self._require_manifest(version)
@@ -127,9 +194,13 @@ class Registry:
             "version": version,
             "uri": self.store.describe(self._key(version)),
             "production": version == pointer.get("version"),
+            "promoted_by": promoted_by(pointer, version),
             "created_at": manifest.get("created_at"),
+            "published_by": manifest.get("published_by"),
+            "notes": manifest.get("notes"),
             "files": len(files),
             "bytes": sum(f["size"] for f in files.values()),
+            **self.summary(version, manifest),
             "lineage": json.loads(self.store.get_bytes(self._key(version, LINEAGE))),
             "metrics": metrics,
         }
@@ -175,9 +246,10 @@ class Registry:
                 number += 1
         raise RegistryConflict("could not claim a version name after 100 tries")
 
-    def publish(self, ws: Workspace, notes: str | None = None) -> str:
+    def publish(self, ws: Workspace, notes: str | None = None, by: str | None = None) -> str:
         """Upload the model of workspace ``ws`` as a new version; returns its name (not promoted)."""
         bundle = collect_bundle(ws)
+        summary = model_summary(ws)
         version = self._claim_version()
         log.info("publishing %s %s to %s", self.name, version, self.store.describe(self._key(version)))
         try:
@@ -191,7 +263,7 @@ class Registry:
             for key, expected in entries.items():  # read back what the store holds
                 if self.store.checksum(self._key(version, key)) != expected:
                     raise RegistryError(f"upload of {key} to {self.name} {version} did not verify (checksum)")
-            extra = {"notes": notes} if notes else {}
+            extra = {**summary, "published_by": by, **({"notes": notes} if notes else {})}
             self.store.put_if(self._key(version, MANIFEST), build_manifest(version, self.name, entries, extra), None)
         except BaseException:
             # Best effort: drop the partial upload (it has no manifest, so nothing can use it anyway).
@@ -203,25 +275,34 @@ class Registry:
             raise
         return version
 
-    def promote(self, version: str) -> dict[str, Any]:
-        """Move the production pointer to ``version`` after verifying every file of it."""
+    def promote(self, version: str, by: str | None = None, overrode: list[str] | None = None) -> dict[str, Any]:
+        """Move the production pointer to ``version`` after verifying every file of it.
+
+        ``by`` (who or what promotes) and ``overrode`` (the refusals a ``--force`` overrode) are
+        recorded in the pointer's ``promotions``. This call checks neither gates nor settings:
+        ``saviorrec.storage.promotion.promote_version`` does, for the CLI.
+        """
         self.verify(version)
         data, token = self.store.read_versioned(self._key(POINTER))
         current = json.loads(data) if data else None
         if current and current["version"] == version:
             return current
         history = [*(current or {}).get("history", []), version]
+        now = _now()
+        record = {"version": version, "at": now, "by": by or "python API", **({"overrode": overrode} if overrode else {})}
         pointer = {
             "version": version,
             "previous": (current or {}).get("version"),
-            "promoted_at": _now(),
+            "promoted_at": now,
+            "promoted_by": record["by"],
             "history": history[-50:],
+            "promotions": [*(current or {}).get("promotions", []), record][-50:],
         }
         self._move_pointer(pointer, token)
         log.info("production %s: %s -> %s", self.name, pointer["previous"], version)
         return pointer
 
-    def rollback(self) -> dict[str, Any]:
+    def rollback(self, by: str | None = None) -> dict[str, Any]:
         """Point production back at the version promoted before the current one."""
         data, token = self.store.read_versioned(self._key(POINTER))
         if not data:
@@ -232,8 +313,11 @@ class Registry:
             raise RegistryError(f"model {self.name}: nothing to roll back to ({current['version']} is the first)")
         target = history[-2]
         self.verify(target)
-        pointer = {"version": target, "previous": current["version"], "promoted_at": _now(),
-                   "history": history[:-1], "rolled_back_from": current["version"]}
+        now = _now()
+        record = {"version": target, "at": now, "by": by or "python API", "rolled_back_from": current["version"]}
+        pointer = {"version": target, "previous": current["version"], "promoted_at": now, "promoted_by": record["by"],
+                   "history": history[:-1], "rolled_back_from": current["version"],
+                   "promotions": [*current.get("promotions", []), record][-50:]}
         self._move_pointer(pointer, token)
         log.info("production %s rolled back: %s -> %s", self.name, current["version"], target)
         return pointer
@@ -350,6 +434,14 @@ class Registry:
         return ref
 
 
+def promoted_by(pointer: dict[str, Any], version: str) -> str | None:
+    """Who or what last moved production to ``version`` (None: never promoted)."""
+    for record in reversed(pointer.get("promotions") or []):
+        if record.get("version") == version:
+            return record.get("by")
+    return "not recorded" if version in (pointer.get("history") or []) else None
+
+
 def open_registry(params: Params, root: Path | str | None = None, cache_dir: Path | str | None = None) -> Registry:
     """The registry named by ``params.registry``.
 
@@ -361,7 +453,7 @@ def open_registry(params: Params, root: Path | str | None = None, cache_dir: Pat
     cfg = params.registry
     base = Path(root) if root is not None else Path.cwd()
     store = open_store(cfg.uri, endpoint_url=cfg.endpoint_url, max_attempts=cfg.max_attempts, root=base)
-    return Registry(store, cfg.model_name, Path(cache_dir) if cache_dir else base / ".cache" / "registry")
+    return Registry(store, cfg.model_name, Path(cache_dir) if cache_dir else base / ".cache" / "registry", root=base)
 
 
 __all__ = ["Registry", "RegistryConflict", "RegistryError", "StorageError", "open_registry"]
