@@ -57,8 +57,13 @@ def validate_model(params: Params, ws: Workspace, production_workdir: str | None
     notes, production = [], None
     prod_ws, why = production_workspace(params, ws, production_workdir)
     setting = _compare_settings(params, ws, prod_ws, production_workdir, notes) if prod_ws is not None else None
+    checked_setting = setting  # what the same_setting check judges (None: no check)
     if setting is not None and setting["differences"]:
         why = f"production was trained on another setting ({'; '.join(setting['differences'])})"
+        if params.registry.promote != "always":  # never, or first with a production model: it cannot move
+            checked_setting = None
+            notes.append(_skip("same_setting", f"{why}: not compared; registry.promote is "
+                                               f"{params.registry.promote}, so this run publishes without promoting"))
     elif prod_ws is not None:
         try:
             prod_preds = score_events(prod_ws, events, history, items)
@@ -75,10 +80,10 @@ def validate_model(params: Params, ws: Workspace, production_workdir: str | None
     if candidate["new_auc"] is None or baseline["new_auc"] is None:
         notes.append(_skip("new_auc_vs_baseline", f"comparison with the {baseline['variant']} baseline skipped: new-item AUC "
                                                   f"undefined on this window ({candidate['new_n']} new-item impressions)"))
-    summary = model_suite.summary_frame(candidate, production, baseline, setting)
+    summary = model_suite.summary_frame(candidate, production, baseline, checked_setting)
     facts = {"train_end": str(train_end), "eval_end": str(eval_end), "candidate": candidate, "production": production,
              "baseline": baseline, "setting": setting}
-    payload = run_gate(ws, "validate_model", model_suite.suites(df, summary, checks.model, setting), str(train_end),
+    payload = run_gate(ws, "validate_model", model_suite.suites(df, summary, checks.model, checked_setting), str(train_end),
                        notes=notes, facts=facts)
     return {k: payload[k] for k in SUMMARY_KEYS}
 

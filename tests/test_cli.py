@@ -202,3 +202,13 @@ def test_the_checkout_in_use_receives_runs_and_registry(tmp_path):
     assert explicit == {"repo_params": str(a / "params.yaml"), "run": str(a / "runs" / "2031-07-04"),
                         "registry": str(a / "registry")}
     assert (b / "runs" / "2031-07-04" / "params.yaml").is_file() and (a / "runs" / "2031-07-04").is_dir()
+
+
+def test_registry_commands_find_the_checkout_from_a_sub_folder(tmp_path):
+    """Without --params, `saviorrec registry ...` reads the params.yaml of the checkout it runs in."""
+    b = _checkout(tmp_path / "b")
+    env = {k: v for k, v in os.environ.items() if k != "SAVIORREC_REPO"}
+    proc = subprocess.run([sys.executable, "-m", "saviorrec.cli", "registry", "list"], cwd=b / "notebooks",
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[0].endswith(str(b / "registry" / "models" / "saviorrec")), proc.stdout

@@ -130,7 +130,7 @@ def test_tiny_candidate_is_not_compared_with_default_world_production(baseline, 
     base, _ = baseline
     registry = tmp_path / "registry"
     _default_world_production(base, tmp_path / "prod", registry)
-    ws = _candidate(base, tmp_path / "ws", registry)
+    ws = _candidate(base, tmp_path / "ws", registry, **{"registry.promote": "always"})
     before = production_pointer(registry)
 
     with pytest.raises(StageError) as failure:
@@ -148,6 +148,24 @@ def test_tiny_candidate_is_not_compared_with_default_world_production(baseline, 
     assert setting["candidate"]["preset"] == "tiny" and setting["production"]["preset"] == "default"
     with pytest.raises(StageError, match=f"refusing to promote: .*{GATE_MODEL}: failed"):
         run_stage("promote", ws)
+    assert production_pointer(registry) == before
+
+
+def test_a_run_that_cannot_promote_publishes_across_settings_and_production_stays(baseline, tmp_path):
+    """A tiny smoke run (registry.promote first, production exists) is gated on its own merits and
+    published; production, of another setting, is neither compared nor moved."""
+    base, _ = baseline
+    registry = tmp_path / "registry"
+    _default_world_production(base, tmp_path / "prod", registry)
+    ws = _candidate(base, tmp_path / "ws", registry)
+    assert ws.params.registry.promote == "first"
+    before = production_pointer(registry)
+    assert run_stage(GATE_MODEL, ws)["passed"]
+    verdict = json.loads(ws.gate_file(GATE_MODEL).read_text())
+    assert "same_setting" not in {c["check"] for c in verdict["checks"]} and verdict["facts"]["production"] is None
+    assert any("publishes without promoting" in w["message"] for w in verdict["warnings"])
+    receipt = run_stage("promote", ws)
+    assert receipt["version"] == "v2" and receipt["production"] == "v1" and not receipt["promoted"]
     assert production_pointer(registry) == before
 
 
@@ -170,7 +188,7 @@ def test_production_without_a_recorded_setting_uses_its_params(baseline, tmp_pat
     assert full["facts"]["setting"]["production_recorded"] is False
     assert any("records no setting" in w["message"] for w in full["warnings"])
 
-    other = _candidate(base, tmp_path / "other", registry, **{"synthetic.n_users": 151})
+    other = _candidate(base, tmp_path / "other", registry, **{"synthetic.n_users": 151, "registry.promote": "always"})
     with pytest.raises(StageError, match=r"another setting than production v1 \(synthetic.n_users 151 vs 150\)"):
         run_stage(GATE_MODEL, other)
 

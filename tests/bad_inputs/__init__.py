@@ -318,9 +318,11 @@ class Defect:
 
 
 def _candidate_from_another_world(ws) -> None:
-    """The candidate's synthetic world differs from production's (one more user): an operator's
-    params change, not broken data; the corpus test reopens the workspace after ``apply``."""
-    set_params(ws.root, **{"synthetic.n_users": ws.params.synthetic.n_users + 1})
+    """The candidate's synthetic world differs from production's (one more user) in a run asked to
+    promote: an operator's params change, not broken data; the corpus test reopens the workspace
+    after ``apply``."""
+    set_params(ws.root, **{"synthetic.n_users": ws.params.synthetic.n_users + 1,
+                           "registry.promote": "always"})  # a run that could move production
 
 
 def _on_last_day(edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable:

@@ -70,7 +70,7 @@ class DayStream(IterableDataset):
             arrays = encode_batch(samples, self.features, self.vocab, self.prior_strength)
             order = rng.permutation(len(samples)) if self.shuffle else np.arange(len(samples))
             order = order[:len(order) - len(order) % self.world][self.rank::self.world]
-            batch_size = max(1, self.batch_size // self.world)
+            batch_size = max(1, self.batch_size // self.world)  # the global batch, rounded down to a multiple of the ranks
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
                 yield to_tensors({k: v[idx] for k, v in arrays.items()})

@@ -6,8 +6,9 @@ cuts it about ten-fold (docs/results.md, "Semantic-ID collisions against catalog
 depth is chosen from the catalog itself: residual k-means on the same PCA projection the RQ-VAE
 starts from, one level at a time from ``codebook.levels``, stopping at the first depth whose
 codes leave at most ``codebook.depth_collision_target`` of the items sharing a tuple (or at
-``codebook.max_levels``). The RQ-VAE then trains at that depth, starting from these very
-centroids (same seeds), so the choice is what the SIDs get.
+``codebook.max_levels``). The RQ-VAE then trains at that depth; its own k-means init reruns
+with the same seeds on the same projection and lands on these centroids, so the choice is what
+the SIDs get.
 """
 
 from __future__ import annotations

@@ -21,7 +21,15 @@ import typer
 registry_app = typer.Typer(help="The model registry (registry.uri: a local folder or s3://BUCKET/PREFIX).",
                            no_args_is_help=True)
 
-ParamsOption = typer.Option("params.yaml", "--params", help="params file (registry: section)")
+def checkout_params(path: str | None) -> str:
+    """--params as given, else the base params.yaml of the checkout in use (from any sub-folder)."""
+    from saviorrec.config.repository import repository_root
+
+    return path or str(repository_root() / "params.yaml")
+
+
+ParamsOption = typer.Option(None, "--params", callback=checkout_params,
+                            help="params file (registry: section); default: params.yaml of the checkout in use")
 SetOption = typer.Option(None, "--set", metavar="KEY=VALUE", help="override a param, e.g. --set registry.uri=s3://bucket/prefix")
 
 

@@ -209,6 +209,9 @@ def promote_version(registry: Registry, version: str, force: bool = False, by: s
                     root: Path | None = None) -> dict[str, Any]:
     """Move production to ``version`` (the CLI's `registry promote`): refuses with every reason
     unless ``force``; a forced promotion records what it overrode."""
+    current = registry.production()
+    if current is not None and current.get("version") == version:  # nothing to move, nothing to refuse
+        return {**current, "overrode": [], "unchanged": True}
     blockers = promotion_blockers(registry, version, root)
     if blockers and not force:
         raise PromotionRefused(f"refusing to promote {registry.name} {version}: {'; '.join(blockers)}. "
