@@ -346,3 +346,35 @@ def test_gc_never_removes_a_version_the_production_pointer_names(tmp_path, regis
     assert [(row["version"], row["action"]) for row in rows] == [("v1", "keep"), ("v2", "keep")]
     assert all(row["reason"] == "named by the production pointer" for row in rows)
     assert tree_bytes(models) == before
+
+
+def test_a_promotion_decided_on_a_production_that_moved_since_is_refused(tmp_path, registry):
+    v1 = registry.publish(fake_model_workspace(tmp_path / "A", "A"))
+    v2 = registry.publish(fake_model_workspace(tmp_path / "B", "B"))
+    with pytest.raises(RegistryConflict, match="production of saviorrec is None now, not v9"):
+        registry.promote(v1, expected="v9")
+    registry.promote(v1, expected=None)
+    with pytest.raises(RegistryConflict, match="is v1 now, not None"):
+        registry.promote(v2, expected=None)  # decided while there was no production: a lost race
+    assert registry.production()["version"] == "v1"
+
+
+def test_two_first_runs_racing_leave_the_first_winner_in_production(tmp_path, monkeypatch):
+    """`first` decides on the pointer it read; another run promoting meanwhile is not overwritten."""
+    ws = fake_model_workspace(tmp_path / "ws", "A")
+    other = fake_model_workspace(tmp_path / "other", "B")
+    registry = open_registry(ws.params, root=ws.root)
+    real_production = Registry.production
+    sneaked = []
+
+    def production_then_another_run(self):
+        seen = real_production(self)
+        if not sneaked:  # right after our read, another fresh run publishes and promotes
+            sneaked.append(self.promote(self.publish(other)))
+        return seen
+
+    monkeypatch.setattr(Registry, "production", production_then_another_run)
+    receipt = run_stage("promote", ws)
+    monkeypatch.setattr(Registry, "production", real_production)
+    assert sneaked[0]["version"] == "v2" and receipt["version"] == "v1" and not receipt["promoted"]
+    assert registry.production()["version"] == "v2" and ranker_tag(registry.production_workspace()) == "B"

@@ -155,7 +155,8 @@ def promote(params: Params, ws: Workspace) -> dict:
     pointer = current
     if stays is None:
         try:
-            pointer = registry.promote(version, by=actor)
+            # the decision above read `current`: a pointer moved since then is a lost race, not ours to overwrite
+            pointer = registry.promote(version, by=actor, expected=(current or {}).get("version"))
         except RegistryConflict:
             if policy != "first":
                 raise StageError(lost_race_message(registry.name, version, _production_version(registry))) from None
@@ -216,5 +217,6 @@ def promote_version(registry: Registry, version: str, force: bool = False, by: s
     if blockers and not force:
         raise PromotionRefused(f"refusing to promote {registry.name} {version}: {'; '.join(blockers)}. "
                                f"Promote it anyway with --force")
-    pointer = registry.promote(version, by=by or cli_actor(), overrode=blockers or None)
+    pointer = registry.promote(version, by=by or cli_actor(), overrode=blockers or None,
+                               expected=(current or {}).get("version"))  # the production the blockers were checked against
     return {**pointer, "overrode": blockers}

@@ -74,6 +74,9 @@ class RegistryConflict(RegistryError):
     """Another writer moved the production pointer (or took the version) first."""
 
 
+ANY_PRODUCTION = object()  # Registry.promote(expected=...) not given: whatever production is
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -275,16 +278,21 @@ class Registry:
             raise
         return version
 
-    def promote(self, version: str, by: str | None = None, overrode: list[str] | None = None) -> dict[str, Any]:
+    def promote(self, version: str, by: str | None = None, overrode: list[str] | None = None,
+                expected: str | None | object = ANY_PRODUCTION) -> dict[str, Any]:
         """Move the production pointer to ``version`` after verifying every file of it.
 
         ``by`` (who or what promotes) and ``overrode`` (the refusals a ``--force`` overrode) are
-        recorded in the pointer's ``promotions``. This call checks neither gates nor settings:
-        ``saviorrec.storage.promotion.promote_version`` does, for the CLI.
+        recorded in the pointer's ``promotions``. ``expected``: the production version (None: none)
+        the caller decided on; RegistryConflict when the pointer no longer says so. This call
+        checks neither gates nor settings: ``saviorrec.storage.promotion`` does.
         """
         self.verify(version)
         data, token = self.store.read_versioned(self._key(POINTER))
         current = json.loads(data) if data else None
+        if expected is not ANY_PRODUCTION and (current or {}).get("version") != expected:
+            raise RegistryConflict(f"production of {self.name} is {(current or {}).get('version')} now, "
+                                   f"not {expected} as when the promotion was decided")
         if current and current["version"] == version:
             return current
         history = [*(current or {}).get("history", []), version]
