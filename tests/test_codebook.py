@@ -313,6 +313,6 @@ def test_build_deepens_a_crowded_codebook_and_a_warm_start_keeps_its_depth(tiny_
     assert warm["warm_started"] and warm["levels"] == cold["levels"] and "depth_collision_rates" not in warm
 
 
-def test_the_default_catalog_keeps_three_levels(tiny_pipeline):
+def test_a_small_catalog_keeps_three_levels(tiny_pipeline):
     metrics = tiny_pipeline.run("build_codebook")
     assert metrics["levels"] == 3 and metrics["depth_collision_rates"]["3"] <= 0.015
