@@ -106,6 +106,14 @@ def _verdict(ws: Workspace, gate: str) -> dict[str, Any] | None:
         return {"passed": False}
 
 
+def evaluation_from_verdict(verdict: dict | None) -> dict[str, Any]:
+    """The evaluation window and the candidate's AUCs, as the model gate's verdict recorded them."""
+    facts = (verdict or {}).get("facts") or {}
+    candidate = facts.get("candidate") or {}
+    return {"train_end": facts.get("train_end"), "eval_end": facts.get("eval_end"),
+            "auc": candidate.get("auc"), "new_auc": candidate.get("new_auc")}
+
+
 def model_summary(ws: Workspace) -> dict[str, Any]:
     """What the manifest records about the model of ``ws`` for `registry list` / `promote`:
 
@@ -113,10 +121,7 @@ def model_summary(ws: Workspace) -> dict[str, Any]:
     model gate measured them) and ``gates`` ({gate: passed, or None when it never ran}).
     """
     verdicts = {gate: _verdict(ws, gate) for gate in GATES}
-    facts = (verdicts["validate_model"] or {}).get("facts") or {}
-    candidate = facts.get("candidate") or {}
-    evaluation = {"train_end": facts.get("train_end"), "eval_end": facts.get("eval_end"),
-                  "auc": candidate.get("auc"), "new_auc": candidate.get("new_auc")}
+    evaluation = evaluation_from_verdict(verdicts["validate_model"])
     if evaluation["train_end"] is None:
         try:
             train_end, eval_end = ws.split()

@@ -54,6 +54,7 @@ from saviorrec.storage.bundle import (
     PARAMS,
     build_manifest,
     collect_bundle,
+    evaluation_from_verdict,
     model_summary,
 )
 from saviorrec.storage.lineage import training_setting
@@ -153,10 +154,7 @@ class Registry:
             verdict = self._bundle_json(version, manifest, f"reports/gates/{gate}.json")
             gates[gate] = None if verdict is None else verdict.get("passed") is True
             if gate == "validate_model" and verdict:
-                facts = verdict.get("facts") or {}
-                candidate = facts.get("candidate") or {}
-                evaluation = {"train_end": facts.get("train_end"), "eval_end": facts.get("eval_end"),
-                              "auc": candidate.get("auc"), "new_auc": candidate.get("new_auc")}
+                evaluation = evaluation_from_verdict(verdict)
         return {"setting": self.derived_setting(version), "setting_recorded": False,
                 "evaluation": evaluation, "gates": gates}
 
