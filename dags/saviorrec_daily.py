@@ -142,57 +142,36 @@ def saviorrec_daily():
         """Retrain encoder + codebook on their cadence, else reuse the last validated ones."""
         from pathlib import Path
 
-        from saviorrec.orchestration.cadence import (
-            decide_refresh,
-            find_source,
-            seed_warm_start,
-            source_record,
-        )
-        from saviorrec.orchestration.workspace import logical_datetime, read_manifest, update_manifest
+        from saviorrec.orchestration.cadence import plan_cadence
+        from saviorrec.orchestration.workspace import read_manifest
         from saviorrec.workspace import Workspace
 
         ws = Workspace.open(_run_root())
-        manifest = read_manifest(ws.root)
-        day = dt.date.fromisoformat(manifest["data_day"])
-        source = find_source(ws, Path(ws.params.airflow.runs_root), logical_datetime(manifest))
-        decision = decide_refresh(
-            day, ws.params.airflow.encoder_every_days, manifest["form"]["skip_encoder_refresh"], source
-        )
+        decision = plan_cadence(ws, Path(ws.params.airflow.runs_root), every=ws.params.airflow.encoder_every_days,
+                                skip_requested=read_manifest(ws.root)["form"]["skip_encoder_refresh"])
         print(decision.reason)
-        update_manifest(ws.root, encoder_refresh=decision.refresh, cadence_reason=decision.reason,
-                        **source_record(source))
-        if decision.refresh:
-            if source is not None:
-                print(f"warm start from {source.ws.root}: {seed_warm_start(source, ws)}")
-            return "train_encoder"
-        return "reuse_encoder"
+        return "train_encoder" if decision.refresh else "reuse_encoder"
 
     @task
     def reuse_encoder() -> list[str]:
         """Copy the validated encoder, codebook, embeddings and SIDs the cadence picked."""
-        from saviorrec.orchestration.cadence import extend_to_catalog, reuse_artifacts, source_from_record
-        from saviorrec.orchestration.workspace import read_manifest, update_manifest
+        from saviorrec.orchestration.cadence import ReuseSourceGone, reuse_encoder
         from saviorrec.workspace import Workspace
 
         ws = Workspace.open(_run_root())
-        source = source_from_record(read_manifest(ws.root))
-        if source is None:
-            raise AirflowFailException("the artifacts picked for reuse are gone; rerun with a refresh")
-        copied = reuse_artifacts(source, ws)
-        extended = extend_to_catalog(ws)
-        update_manifest(ws.root, reused_from=str(source.ws.root), reused=copied, extended=extended)
-        print(f"reused from {source.ws.root}: {copied}; today's catalog: {extended}")
+        try:
+            copied, extended = reuse_encoder(ws)
+        except ReuseSourceGone as err:
+            raise AirflowFailException(str(err)) from None
+        print(f"reused: {copied}; today's catalog: {extended}")
         return copied
 
     @task
     def mark_validated() -> None:
         """Record that this run's encoder/codebook passed validate_sids (later runs may reuse them)."""
-        from saviorrec.orchestration.workspace import read_manifest, update_manifest
+        from saviorrec.orchestration.cadence import mark_validated
 
-        root = _run_root()
-        manifest = read_manifest(root)
-        trained_on = manifest["data_day"] if manifest.get("encoder_refresh") else manifest.get("artifact_refreshed_on")
-        update_manifest(root, artifacts_validated=True, encoder_refreshed_on=trained_on)
+        mark_validated(_run_root())
 
     prepared = prepare()
     ingest = _stage("ingest")

@@ -41,6 +41,9 @@ class RelativeBand(Flag):
 
 class RowScope(_Strict):
     last_days: int | None = Field(default=None, ge=1)  # None: row-level checks on every day
+    # rows per Great Expectations batch: consecutive days are grouped up to this many rows, validated,
+    # and dropped before the next batch is read (a bigger day is a batch of its own)
+    batch_rows: int = Field(default=1_000_000, ge=1)
 
 
 class LogChecks(_Strict):

@@ -22,15 +22,14 @@ def validate_logs(params: Params, ws: Workspace) -> dict:
     catalog = item_suite.load(ws)
     catalog_ids = set(pd.to_numeric(catalog["item_id"], errors="coerce").dropna().astype("int64")) \
         if "item_id" in catalog else None
-    stats, rows = log_suite.load(ws, checks.logs, catalog_ids)
+    stats = log_suite.load_stats(ws, checks.logs)
     as_of = str(stats["ds"].iloc[-1])
-    suites = [
-        *log_suite.suites(stats, rows, checks.logs, dt.datetime.now(dt.UTC)),
-        Suite("catalog", catalog, item_suite.suite_expectations(catalog, checks.items, as_of)),
-    ]
+    day_suite, event_suite = log_suite.suites(stats, ws, catalog_ids, checks.logs, dt.datetime.now(dt.UTC))
+    suites = [day_suite, event_suite,
+              Suite("catalog", catalog, item_suite.suite_expectations(catalog, checks.items, as_of))]
     facts = {
         "days": len(stats),
-        "rows_checked": len(rows),
+        "rows_checked": event_suite.rows,
         "items": len(catalog),
         "last_day": {k: (None if pd.isna(v) else v) for k, v in stats.iloc[-1].to_dict().items()},
     }

@@ -1,14 +1,18 @@
-"""Behavior-log suite: one batch of day-level statistics plus one of rows (all days concatenated).
+"""Behavior-log suite: one batch of day-level statistics plus the rows, batch by batch.
 
 Validating thousands of small days (MovieLens) as one batch each would take minutes; the
 day-level checks (volume, CTR band, bots, empty days, schema) run on a frame with one row
-per day and the row-level checks on the rows of the days in scope, each failing row named
-by its ``ds``.
+per day, and the row-level checks on the rows of the days in scope, consecutive days grouped
+into batches of up to ``checks.logs.row_checks.batch_rows`` rows (a bigger day is a batch of
+its own). Each batch is read, validated and dropped before the next, so memory holds one
+batch, never the log; the batch results add up to one validation result (runner, batches),
+each failing row named by its ``ds``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
 import great_expectations.expectations as gxe
 import numpy as np
@@ -22,24 +26,50 @@ from saviorrec.data.contract import EVENT_COLUMNS
 from saviorrec.workspace import Workspace
 
 
-def load(ws: Workspace, checks: LogChecks, catalog_ids: set[int] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(day statistics, rows in scope) read one partition at a time."""
+def load_stats(ws: Workspace, checks: LogChecks) -> pd.DataFrame:
+    """Day statistics (one row per day partition), read one partition at a time."""
     root = ws.path("events")
     days = io.list_days(root)
     if not days:
         raise FileNotFoundError(f"no event partitions (ds=YYYY-MM-DD) under {root}")
-    keep_from = days[-checks.row_checks.last_days] if checks.row_checks.last_days else days[0]
-    stats, rows = [], []
+    stats = []
     for day in days:
         frame = read_raw_day(root, day)
-        schema = schema_problems(frame)
-        stats.append(day_stats(str(day), frame, schema))
-        if schema == "ok" and day >= keep_from and len(frame):
-            rows.append(_row_frame(frame[EVENT_COLUMNS], str(day), catalog_ids))
-    stats_frame = _with_bands(pd.DataFrame([s.__dict__ for s in stats]), checks)
-    rows_frame = pd.concat(rows, ignore_index=True) if rows else _row_frame(
-        pd.DataFrame({c: pd.Series(dtype="float64") for c in EVENT_COLUMNS}).astype({"ts": "datetime64[ns, UTC]"}), "", catalog_ids)
-    return stats_frame, rows_frame
+        stats.append(day_stats(str(day), frame, schema_problems(frame)))
+        del frame
+    return _with_bands(pd.DataFrame([s.__dict__ for s in stats]), checks)
+
+
+def plan_batches(stats: pd.DataFrame, checks: LogChecks) -> list[list[str]]:
+    """The days in scope for row checks (contract schema, some rows), grouped into consecutive
+    runs of at most ``batch_rows`` rows; a day bigger than that is a batch of its own."""
+    scope = stats if not checks.row_checks.last_days else stats.iloc[-checks.row_checks.last_days:]
+    scope = scope[scope["schema"].eq("ok") & scope["impressions"].gt(0)]
+    budget = checks.row_checks.batch_rows
+    batches: list[list[str]] = []
+    rows = 0
+    for ds, n in zip(scope["ds"], scope["impressions"], strict=True):
+        if not batches or rows + n > budget:
+            batches.append([])
+            rows = 0
+        batches[-1].append(str(ds))
+        rows += int(n)
+    return batches
+
+
+def row_batches(ws: Workspace, plan: list[list[str]], catalog_ids: set[int] | None) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(days label, rows) per planned batch, read only when asked for; one empty frame when no day is in scope."""
+    root = ws.path("events")
+    if not plan:
+        empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in EVENT_COLUMNS}).astype({"ts": "datetime64[ns, UTC]"})
+        yield "no day in scope", _row_frame(empty, "", catalog_ids)
+        return
+    for days in plan:
+        parts = [_row_frame(read_raw_day(root, day)[EVENT_COLUMNS], day, catalog_ids) for day in days]
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        del parts
+        yield (days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"), frame
+        del frame
 
 
 def _row_frame(frame: pd.DataFrame, ds: str, catalog_ids: set[int] | None) -> pd.DataFrame:
@@ -74,7 +104,8 @@ def _with_bands(stats: pd.DataFrame, checks: LogChecks) -> pd.DataFrame:
     return stats
 
 
-def suites(stats: pd.DataFrame, rows: pd.DataFrame, checks: LogChecks, now: dt.datetime) -> list[Suite]:
+def suites(stats: pd.DataFrame, ws: Workspace, catalog_ids: set[int] | None, checks: LogChecks,
+           now: dt.datetime) -> list[Suite]:
     vol, ctr, bot = checks.volume_band, checks.ctr_band, checks.bot_max_impressions_per_user_day
     day_expectations = [
         gxe.ExpectTableRowCountToBeBetween(min_value=1, meta={"check": "days_present", "message": "no day partitions"}),
@@ -117,8 +148,11 @@ def suites(stats: pd.DataFrame, rows: pd.DataFrame, checks: LogChecks, now: dt.d
             column="ts", max_value=pd.Timestamp(now),
             meta={"check": "ts_not_future", "message": "timestamp in the future"}),
     ]
-    if "known_item" in rows:
+    if catalog_ids is not None:  # _row_frame adds known_item
         row_expectations.append(gxe.ExpectColumnValuesToBeInSet(
             column="known_item", value_set=[True],
             meta={"check": "item_in_catalog", "message": "item_id missing from the catalog"}))
-    return [Suite("days", stats, day_expectations, ["ds"]), Suite("events", rows, row_expectations, ["ds"])]
+    plan = plan_batches(stats, checks)
+    rows = int(stats.set_index("ds").loc[[d for days in plan for d in days], "impressions"].sum()) if plan else 0
+    return [Suite("days", stats, day_expectations, ["ds"]),
+            Suite("events", None, row_expectations, ["ds"], batches=row_batches(ws, plan, catalog_ids), rows=rows)]

@@ -19,12 +19,12 @@ from saviorrec.metrics.ranking import assign_buckets, evaluate_predictions
 from saviorrec.workspace import Workspace
 
 
-def window_frame(ws: Workspace, events: pd.DataFrame, history: pd.DataFrame | None, items: pd.DataFrame,
+def window_frame(ws: Workspace, events: pd.DataFrame, train_impressions: pd.Series, items: pd.DataFrame,
                  preds: pd.DataFrame, train_end) -> pd.DataFrame:
-    """Evaluation events joined with predictions (left: an unscored event is a failure) and buckets."""
+    """Evaluation events joined with predictions (left: an unscored event is a failure) and buckets
+    (``train_impressions``: item_id -> impressions before ``train_end``)."""
     df = events.merge(preds.drop_duplicates("event_id"), on="event_id", how="left")
     df["has_prediction"] = df["p_ctr"].notna() if "p_ctr" in df else False
-    train_impressions = history["item_id"].value_counts() if history is not None else pd.Series(dtype=float)
     ev = ws.params.evaluate
     df["bucket"] = assign_buckets(df, items, train_impressions, train_end, ev.young_days, ev.long_tail_share)
     return df

@@ -26,8 +26,8 @@ from data_checks.config import load_checks
 from data_checks.gate import SUMMARY_KEYS, discard_verdict, run_gate
 from data_checks.production import production_workspace
 from saviorrec.config import Params
-from saviorrec.data.io import list_days, read_events, read_items, read_parquet
-from saviorrec.models.scoring import score_events
+from saviorrec.data.io import read_items, read_parquet
+from saviorrec.models.scoring import EvaluationWindow, read_window
 from saviorrec.storage.lineage import bundle_setting, setting_differences, setting_label, training_setting
 from saviorrec.workspace import StageError, Workspace
 
@@ -45,14 +45,13 @@ def validate_model(params: Params, ws: Workspace, production_workdir: str | None
         raise StageError(f"no predictions at {ws.path('predictions')}: run evaluate first")
     if not ws.path("baseline_predictions").is_file():
         raise StageError(f"no baseline predictions at {ws.path('baseline_predictions')}: run the baseline stage first")
-    days = list_days(ws.path("events"))
+    window = read_window(ws)  # the history streamed day by day, as the evaluate stage reads it
     items = read_items(ws.path("items"))
-    history = read_events(ws.path("events"), end=train_end) if any(d < train_end for d in days) else None
-    events = read_events(ws.path("events"), start=train_end, end=eval_end)
-    df = model_suite.window_frame(ws, events, history, items, read_parquet(ws.path("predictions")), train_end)
+    df = model_suite.window_frame(ws, window.events, window.train_impressions, items,
+                                  read_parquet(ws.path("predictions")), train_end)
     min_pos = params.evaluate.min_positives
     candidate = model_suite.aucs(df, min_pos)
-    baseline = _baseline_aucs(params, ws, events, history, items, train_end, min_pos)
+    baseline = _baseline_aucs(params, ws, window, items, min_pos)
 
     notes, production = [], None
     prod_ws, why = production_workspace(params, ws, production_workdir)
@@ -66,9 +65,10 @@ def validate_model(params: Params, ws: Workspace, production_workdir: str | None
                                                f"{params.registry.promote}, so this run publishes without promoting"))
     elif prod_ws is not None:
         try:
-            prod_preds = score_events(prod_ws, events, history, items)
+            prod_preds = window.score(prod_ws, items)
             production = model_suite.aucs(
-                model_suite.window_frame(ws, events, history, items, prod_preds, train_end), min_pos)
+                model_suite.window_frame(ws, window.events, window.train_impressions, items, prod_preds, train_end),
+                min_pos)
         except Exception as err:  # noqa: BLE001 - recorded; the absolute checks still run
             why = f"the production model could not score the window: {type(err).__name__}: {err}"
     if production is None:
@@ -103,12 +103,13 @@ def _compare_settings(params: Params, ws: Workspace, prod_ws: Workspace, workdir
             "differences": setting_differences(candidate, production)}
 
 
-def _baseline_aucs(params: Params, ws: Workspace, events, history, items, train_end, min_pos: int) -> dict:
+def _baseline_aucs(params: Params, ws: Workspace, window: EvaluationWindow, items, min_pos: int) -> dict:
     """The baseline ranker's AUCs on the candidate's events (same frame, same code), with its variant."""
     path = ws.path("baseline_predictions")
-    df = model_suite.window_frame(ws, events, history, items, read_parquet(path), train_end)
+    df = model_suite.window_frame(ws, window.events, window.train_impressions, items, read_parquet(path),
+                                  window.train_end)
     unscored = int((~df["has_prediction"]).sum())
     if unscored:
         raise StageError(f"baseline predictions at {path} miss {unscored} of {len(df)} events of the evaluation "
-                         f"window [{train_end}, {ws.split()[1]}): rerun the baseline stage on this window")
+                         f"window [{window.train_end}, {window.eval_end}): rerun the baseline stage on this window")
     return {"variant": params.baseline.variant, **model_suite.aucs(df, min_pos)}

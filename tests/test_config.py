@@ -20,7 +20,7 @@ from saviorrec.config import (
 from tests.conftest import REPO
 
 PARAMS = REPO / "params.yaml"
-PRESETS = ["default", "large", "movielens", "tiny"]
+PRESETS = ["default", "drift", "large", "movielens", "tiny"]
 
 
 def test_overlay_and_override_order():
@@ -50,7 +50,7 @@ def test_invalid_values_name_the_key():
 
 
 def test_unknown_preset_names_the_choices():
-    with pytest.raises(ParamsError, match=r"unknown preset 'huge'; choose one of \['default', 'large', 'movielens', 'tiny'\]"):
+    with pytest.raises(ParamsError, match=r"unknown preset 'huge'; choose one of \['default', 'drift', 'large', 'movielens', 'tiny'\]"):
         load_params(PARAMS, {"preset": "huge"})
 
 

@@ -160,5 +160,69 @@ def sid(
     typer.echo(f"assigned semantic IDs to {len(table):,} items with {model} ({model_ws.root.name}) -> {out}")
 
 
+# ---- the rolling backtest ------------------------------------------------------------------
+
+@app.command(rich_help_panel="Backtest")
+def backtest(
+    root: Annotated[str | None, typer.Option("--root", help="backtest folder (default: backtest.root); rerun the "
+                                             "same command to continue a killed backtest")] = None,
+    days: Annotated[int | None, typer.Option("--days", help="steps to replay (days, or months with --step month)")] = None,
+    step: Annotated[str | None, typer.Option("--step", help="day (synthetic) or month (MovieLens)")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="first evaluated day/month, YYYY-MM-DD")] = None,
+    variants: Annotated[str | None, typer.Option("--variants", help="comma-separated ranker variants, "
+                                                 "e.g. saviorrec,id_only")] = None,
+    encoder_every: Annotated[int | None, typer.Option("--encoder-every", help="encoder refresh every N steps; "
+                                                      "0: never after the first")] = None,
+    gates: Annotated[bool | None, typer.Option("--gates/--no-gates", help="also run validate_logs each step")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="params preset, e.g. tiny, drift, movielens")] = None,
+    params: str = ParamsOption,
+    set_: list[str] | None = SetOption,
+) -> None:
+    """Replay N consecutive daily refreshes offline (the DAG's stages and encoder cadence): AUC per step
+    and variant, SID churn, z drift, seconds per stage -> <root>/metrics/backtest.{csv,json}, plots/backtest_auc.png."""
+    import datetime as dt
+
+    from saviorrec.backtest import BacktestError, run_backtest
+    from saviorrec.cli_inputs import BadInput
+    from saviorrec.config import ParamsError, parse_set
+    from saviorrec.models.variants import VARIANT_NAMES
+    from saviorrec.workspace import StageError
+
+    overrides: dict = {}
+    try:
+        if preset is not None:
+            overrides["preset"] = preset
+        overrides |= parse_set(set_ or [])
+        if step is not None and step not in ("day", "month"):
+            raise BadInput("--step", f"unknown step {step!r}", "day or month")
+        if start is not None:
+            try:
+                dt.date.fromisoformat(start)
+            except ValueError:
+                raise BadInput("--start", f"not a date: {start!r}", "YYYY-MM-DD") from None
+        if variants is not None:
+            names = [v.strip() for v in variants.split(",") if v.strip()]
+            unknown = [v for v in names if v not in VARIANT_NAMES]
+            if unknown or not names:
+                raise BadInput("--variants", f"unknown variant(s) {', '.join(unknown) or '(none given)'}",
+                               f"a comma-separated list of {', '.join(VARIANT_NAMES)}")
+            overrides["backtest.variants"] = names
+        if days is not None and days < 1:
+            raise BadInput("--days", f"{days} steps", "1 or more")
+        if encoder_every is not None and encoder_every < 0:
+            raise BadInput("--encoder-every", f"{encoder_every}", "0 (never refresh again) or more")
+    except BadInput as err:
+        bad_input(err)
+    except ParamsError as err:
+        fail(err, 2)
+    flags = {"backtest.root": root, "backtest.days": days, "backtest.step": step, "backtest.start": start,
+             "backtest.encoder_every": encoder_every, "backtest.gates": gates}
+    overrides |= {key: value for key, value in flags.items() if value is not None}
+    try:
+        run_backtest(params, overrides, echo=typer.echo)
+    except (BacktestError, ParamsError, StageError, FileNotFoundError, ValueError) as err:
+        fail(err)
+
+
 if __name__ == "__main__":
     app()

@@ -1,12 +1,13 @@
 """Evaluate the workspace's ranker on the evaluation window ``[train_end, eval_end)``.
 
-History for every impression = all events strictly before it. The result holds the
-predictions (event_id, p_ctr, p_ctcvr), the metrics (AUC / GAUC / log loss overall and per
-item bucket, the oracle AUC beside each number on synthetic data, mean predicted vs observed
-CTR), the per-bucket table and the reliability table (quantile bins of pCTR) the plots are drawn
-from. :func:`write_evaluation` writes the headline numbers to ``metrics/<name>.json`` and the
-whole report to ``reports/details/<name>.json``; :func:`write_plots` draws the candidate beside
-the baseline (when the baseline stage has run).
+History for every impression = all events strictly before it, replayed one day partition at a
+time (:class:`~saviorrec.models.scoring.EvaluationWindow`: only the window's events are held in
+memory). The result holds the predictions (event_id, p_ctr, p_ctcvr), the metrics (AUC / GAUC /
+log loss overall and per item bucket, the oracle AUC beside each number on synthetic data, mean
+predicted vs observed CTR), the per-bucket table and the reliability table (quantile bins of
+pCTR) the plots are drawn from. :func:`write_evaluation` writes the headline numbers to
+``metrics/<name>.json`` and the whole report to ``reports/details/<name>.json``;
+:func:`write_plots` draws the candidate beside the baseline (when the baseline stage has run).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from typing import Any
 import pandas as pd
 
 from saviorrec.config import Params
-from saviorrec.data.io import list_days, read_events, read_items
+from saviorrec.data.io import read_items
 from saviorrec.metrics.ranking import BUCKETS, assign_buckets, clean, evaluate_predictions
 from saviorrec.metrics.stage_reports import details_file, write_stage_report
 from saviorrec.models.ranker_artifacts import read_meta
-from saviorrec.models.scoring import score_events
+from saviorrec.models.scoring import read_window
 from saviorrec.workspace import StageError, Workspace
 
 
@@ -41,21 +42,16 @@ def evaluate_ranker(params: Params, ws: Workspace) -> RankerEvaluation:
     meta = read_meta(ws.path("ranker"))
     if meta is None:
         raise StageError(f"no ranker at {ws.path('ranker')}: run train_ranker first")
-    days = list_days(ws.path("events"))
-    if not any(train_end <= d < eval_end for d in days):
-        raise StageError(f"no events in the evaluation window [{train_end}, {eval_end}) under {ws.path('events')}")
+    window = read_window(ws)
     items = read_items(ws.path("items"))
-    history = read_events(ws.path("events"), end=train_end) if any(d < train_end for d in days) else None
-    events = read_events(ws.path("events"), start=train_end, end=eval_end)
-    preds = score_events(ws, events, history, items)
+    preds = window.score(ws, items)
 
-    train_impressions = history["item_id"].value_counts() if history is not None else pd.Series(dtype=float)
-    df = events.merge(preds, on="event_id", how="left", validate="one_to_one")
-    df["bucket"] = assign_buckets(df, items, train_impressions, train_end, params.evaluate.young_days,
+    df = window.events.merge(preds, on="event_id", how="left", validate="one_to_one")
+    df["bucket"] = assign_buckets(df, items, window.train_impressions, train_end, params.evaluate.young_days,
                                   params.evaluate.long_tail_share)
     metrics = clean(evaluate_predictions(df, params.evaluate.min_positives))
     metrics.update(variant=meta["variant"], train_end=str(train_end), eval_end=str(eval_end),
-                   has_oracle="oracle_p_click" in events)
+                   has_oracle="oracle_p_click" in window.events)
     return RankerEvaluation(preds, metrics, auc_table(metrics, meta["variant"]), calibration_table(df))
 
 

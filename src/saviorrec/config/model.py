@@ -64,6 +64,20 @@ class Split(Section):
         return self
 
 
+class Drift(Section):
+    """A world that changes over weeks (saviorrec.data.synthetic.drift); every default is off."""
+    taste_rate: float = Field(default=0.0, ge=0.0, le=1.0)        # per day: step of each user's topic taste toward a new one
+    community_switch: float = Field(default=0.0, ge=0.0, le=1.0)  # per day: share of users who join another community
+    trend_every_days: int = Field(default=0, ge=0)                # a new trend (topic or community) every K days; 0: none
+    trend_item_share: float = Field(default=0.25, ge=0.0, le=1.0)  # share of each day's new items that belong to trends
+    trend_adopt_share: float = Field(default=0.1, ge=0.0, le=1.0)  # share of users who adopt each trend
+    trend_ramp_days: int = Field(default=7, ge=1)                 # adopters join over this many days from the start
+
+    @property
+    def enabled(self) -> bool:
+        return self.taste_rate > 0 or self.community_switch > 0 or self.trend_every_days > 0
+
+
 class Synthetic(Section):
     start_date: dt.date
     n_days: int = Field(ge=2)
@@ -81,6 +95,7 @@ class Synthetic(Section):
     topic_weight: float = Field(default=1.6, ge=0.0)
     community_weight: float = Field(default=2.2, ge=0.0)
     fresh_share: float = Field(default=0.18, gt=0.0, lt=1.0)
+    drift: Drift = Drift()  # off: the world is stationary
 
 
 class MovieLens(Section):
@@ -267,6 +282,20 @@ class Airflow(Section):
     execution_timeout_minutes: float = Field(gt=0)
 
 
+class Backtest(Section):
+    """The rolling backtest (`saviorrec backtest`, saviorrec.backtest): replay the daily refresh."""
+
+    days: int = Field(default=14, ge=1)  # steps replayed (days, or months with step: month)
+    step: Literal["day", "month"] = "day"  # day: synthetic world, one day a step; month: MovieLens months
+    start: dt.date | None = None  # first evaluated day / month (null: day = the first full synthetic window,
+                                  # month = split.train_end)
+    variants: list[RankerVariant] = Field(default_factory=lambda: ["saviorrec"], min_length=1)
+    encoder_every: int | None = Field(default=None, ge=0)  # steps; null: airflow.encoder_every_days (day) or 3
+                                                           # (month); 0: never refresh after the first step
+    gates: bool = False  # also run validate_logs per step (validate_sids always runs: reuse needs it)
+    root: str = "runs/backtest"
+
+
 class Params(Section):
     preset: str
     seed: int
@@ -285,3 +314,4 @@ class Params(Section):
     checks: dict[str, dict[str, dict[str, Any]]]
     registry: Registry
     airflow: Airflow
+    backtest: Backtest = Backtest()  # absent from run folders and bundles older than the backtest

@@ -28,11 +28,30 @@ import pandas as pd
 
 from saviorrec.config.model import Pairs
 from saviorrec.data import io
+from saviorrec.progress import Progress
 
 PAIR_COLUMNS = ["trigger", "target", "support", "weight"]
 SPLIT_COLUMN = "split"
 TRAIN, HOLDOUT, COLD = "train", "holdout", "cold"
 _NS_PER_DAY = 86_400 * 10**9
+CLICK_COLUMNS = ["event_id", "user_id", "item_id", "ts", "click", "conversion"]
+
+
+def read_clicks(root: str | Path, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
+    """The clicks of days [start, end) under the events root ``root`` (``CLICK_COLUMNS``, in (ds, ts,
+    event_id) order as ``io.read_events`` returns them), read one day partition at a time: only the
+    clicks are kept, so memory grows with the clicks, never with the impressions of the log."""
+    days = [d for d in io.list_days(root) if (start is None or d >= start) and (end is None or d < end)]
+    if not days:
+        raise FileNotFoundError(f"no event partitions in [{start}, {end}) under {root}")
+    frames = []
+    with Progress(f"reading the clicks of {len(days)} days", total=len(days), unit="day") as bar:
+        for day in days:
+            events = io.read_event_day(root, day, columns=CLICK_COLUMNS)
+            clicks = events.loc[events["click"] == 1, CLICK_COLUMNS]
+            frames.append(clicks.sort_values(["ts", "event_id"], kind="stable"))
+            bar.update(1)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _clicks_before(events: pd.DataFrame, end: dt.date | None) -> pd.DataFrame:
@@ -85,7 +104,8 @@ def _cap(pairs: pd.DataFrame, cap: int) -> pd.DataFrame:
 
 
 def mine_pairs(events: pd.DataFrame, cfg: Pairs, end: dt.date | None = None) -> pd.DataFrame:
-    """DataFrame[trigger, target, support, weight] from clicks strictly before ``end``.
+    """DataFrame[trigger, target, support, weight] from clicks strictly before ``end`` (``events``: the
+    log or only its clicks, :func:`read_clicks`).
 
     Returns an empty frame (same columns) when nothing qualifies; the caller decides
     whether that is an error.

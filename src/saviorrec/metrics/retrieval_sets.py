@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from saviorrec.data import io
-from saviorrec.data.contract import EVENT_COLUMNS
-from saviorrec.data.pairs import future_pairs
+from saviorrec.data.pairs import future_pairs, read_clicks
 from saviorrec.workspace import Workspace
 
 
@@ -39,8 +38,8 @@ def retrieval_sets(ws: Workspace, items: pd.DataFrame, holdout: pd.DataFrame, co
     (``paths.pairs``), the future ones from the events of its evaluation window."""
     train_end, eval_end = ws.split()
     if any(train_end <= d < eval_end for d in io.list_days(ws.path("events"))):
-        events = io.read_events(ws.path("events"), start=train_end, end=eval_end, columns=EVENT_COLUMNS)
-        future, future_new = future_pairs(events, items, train_end)
+        clicks = read_clicks(ws.path("events"), start=train_end, end=eval_end)  # next clicks need only the clicks
+        future, future_new = future_pairs(clicks, items, train_end)
     else:
         future = future_new = holdout.iloc[0:0][["trigger", "target"]]
     return RetrievalSets(warm=holdout, cold=cold, future=future, future_new=future_new)

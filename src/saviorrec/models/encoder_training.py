@@ -32,8 +32,7 @@ import torch
 
 from saviorrec.config import Params
 from saviorrec.data import io
-from saviorrec.data.contract import EVENT_COLUMNS
-from saviorrec.data.pairs import encoder_pair_splits, listed_before, mine_pairs, write_pairs
+from saviorrec.data.pairs import encoder_pair_splits, listed_before, mine_pairs, read_clicks, write_pairs
 from saviorrec.data.vectors import vectors_frame
 from saviorrec.metrics.retrieval import retrieval_report
 from saviorrec.metrics.retrieval_sets import retrieval_sets
@@ -69,16 +68,17 @@ def train_encoder(params: Params, ws: Workspace, ckpt_path: str | Path | None = 
     out_dir = Path(ws.path("encoder"))
     checkpoints = prepare_checkpoints(out_dir, ckpt_path)
     train_end, _eval_end = ws.split()
-    events = io.read_events(ws.path("events"), end=train_end, columns=EVENT_COLUMNS)
+    clicks = read_clicks(ws.path("events"), end=train_end)  # day by day: the impressions are never all in memory
     items = io.read_items(ws.path("items")).sort_values("item_id", kind="stable").reset_index(drop=True)
 
-    pairs = mine_pairs(events, params.pairs, train_end)
+    pairs = mine_pairs(clicks, params.pairs, train_end)
     if pairs.empty:
         raise StageError(
-            f"no item pairs mined from {int((events['click'] == 1).sum())} clicks before {train_end}: "
+            f"no item pairs mined from {len(clicks)} clicks before {train_end}: "
             "no user clicked two different items within the window. Loosen pairs.window_days, "
             "pairs.max_gap_events or pairs.min_support (or provide more days of events)."
         )
+    del clicks  # not needed while the encoder trains
     splits = encoder_pair_splits(pairs, items, train_end, params.pairs.holdout_fraction, cfg.cold_item_fraction,
                                  params.seed)
     train_pairs, holdout, cold_pairs, cold_ids = splits["train"], splits["holdout"], splits["cold"], splits["cold_ids"]

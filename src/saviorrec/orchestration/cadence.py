@@ -5,6 +5,10 @@ should stay stable, so a run between refreshes copies the last *validated* ones 
 `validate_sids` gate passed) from the latest earlier run folder, or from the production
 bundle in the registry when no earlier run is at hand. A refresh run is seeded with the same
 encoder/codebook so it warm-starts, as `persist: true` does for `dvc repro`.
+
+The DAG's `encoder_cadence`, `reuse_encoder` and `mark_validated` tasks and the rolling backtest
+(saviorrec.backtest) both call :func:`plan_cadence`, :func:`reuse_encoder` and
+:func:`mark_validated`, so the two can never decide differently.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from saviorrec.config import Params
-from saviorrec.orchestration.workspace import read_manifest
+from saviorrec.orchestration.workspace import logical_datetime, read_manifest, update_manifest
 from saviorrec.storage.registry import open_registry
 from saviorrec.workspace import Workspace
 
@@ -43,23 +48,35 @@ class Decision:
     reason: str
 
 
-def decide_refresh(day: dt.date, every_days: int, skip_requested: bool, source: ArtifactSource | None) -> Decision:
+def days_between(earlier: dt.date, later: dt.date) -> int:
+    return (later - earlier).days
+
+
+def months_between(earlier: dt.date, later: dt.date) -> int:
+    """Calendar months from ``earlier`` to ``later`` (monthly backtest steps count months)."""
+    return (later.year - earlier.year) * 12 + later.month - earlier.month
+
+
+def decide_refresh(day: dt.date, every_days: int, skip_requested: bool, source: ArtifactSource | None,
+                   *, age_of: Callable[[dt.date, dt.date], int] = days_between, unit: str = "day") -> Decision:
+    """Refresh when nothing can be reused or the reusable encoder is ``every_days`` (units) old.
+
+    ``age_of``/``unit`` count the age in other steps than days (months for a monthly backtest).
+    """
     if source is None:
         return Decision(True, "no validated encoder/codebook to reuse: training them")
     if skip_requested:
         return Decision(False, f"skip_encoder_refresh: reusing the {source.kind} artifacts from {source.ws.root}")
     if source.refreshed_on is None:
         return Decision(True, f"age of the {source.kind} encoder unknown: refreshing")
-    age = (day - source.refreshed_on).days
+    age = age_of(source.refreshed_on, day)
     if age >= every_days:
-        return Decision(True, f"encoder trained {age} day(s) ago (every {every_days}): refreshing")
-    return Decision(False, f"encoder trained {age} day(s) ago (every {every_days}): reusing {source.ws.root}")
+        return Decision(True, f"encoder trained {age} {unit}(s) ago (every {every_days}): refreshing")
+    return Decision(False, f"encoder trained {age} {unit}(s) ago (every {every_days}): reusing {source.ws.root}")
 
 
 def latest_validated_run(runs_root: Path, when: dt.datetime | dt.date, exclude: Path | None = None) -> ArtifactSource | None:
     """The latest run before `when` whose encoder/codebook passed validate_sids."""
-    from saviorrec.orchestration.workspace import logical_datetime
-
     when = logical_datetime({"logical_datetime": when.isoformat()})
     best: tuple[dt.datetime, Path, dt.date | None] | None = None
     for folder in sorted(runs_root.iterdir()) if runs_root.is_dir() else []:
@@ -88,8 +105,13 @@ def production_source(params: Params) -> ArtifactSource | None:
     return ArtifactSource(ws=ws, kind="production", refreshed_on=dt.date.fromisoformat(refreshed) if refreshed else None)
 
 
-def find_source(ws: Workspace, runs_root: Path, when: dt.datetime | dt.date) -> ArtifactSource | None:
-    return latest_validated_run(runs_root, when, exclude=ws.root) or production_source(ws.params)
+def find_source(ws: Workspace, runs_root: Path, when: dt.datetime | dt.date,
+                use_production: bool = True) -> ArtifactSource | None:
+    """An earlier validated run, else (``use_production``) the registry's production bundle."""
+    found = latest_validated_run(runs_root, when, exclude=ws.root)
+    if found is None and use_production:
+        found = production_source(ws.params)
+    return found
 
 
 def source_record(source: ArtifactSource | None) -> dict:
@@ -165,3 +187,42 @@ def extend_to_catalog(ws: Workspace) -> dict[str, int]:
         counts[f"{space}_known_before"] = known
     return counts
 
+
+
+class ReuseSourceGone(RuntimeError):
+    """The run folder the cadence picked for reuse was removed before reuse_encoder ran."""
+
+
+def plan_cadence(ws: Workspace, runs_root: Path, *, every: int, skip_requested: bool, use_production: bool = True,
+                 age_of: Callable[[dt.date, dt.date], int] = days_between, unit: str = "day") -> Decision:
+    """The `encoder_cadence` task: decide refresh or reuse for the run in ``ws``, record it in
+    the run's manifest (with the source picked), and seed a refresh with the source's models."""
+    manifest = read_manifest(ws.root)
+    day = dt.date.fromisoformat(manifest["data_day"])
+    source = find_source(ws, Path(runs_root), logical_datetime(manifest), use_production=use_production)
+    decision = decide_refresh(day, every, skip_requested, source, age_of=age_of, unit=unit)
+    log.info("%s", decision.reason)
+    update_manifest(ws.root, encoder_refresh=decision.refresh, cadence_reason=decision.reason, **source_record(source))
+    if decision.refresh and source is not None:
+        seeded = seed_warm_start(source, ws)
+        log.info("warm start from %s: %s", source.ws.root, seeded)
+    return decision
+
+
+def reuse_encoder(ws: Workspace) -> tuple[list[str], dict[str, int]]:
+    """The `reuse_encoder` task: copy what the cadence picked, then extend it to today's catalog."""
+    source = source_from_record(read_manifest(ws.root))
+    if source is None:
+        raise ReuseSourceGone("the artifacts picked for reuse are gone; rerun with a refresh")
+    copied = reuse_artifacts(source, ws)
+    extended = extend_to_catalog(ws)
+    update_manifest(ws.root, reused_from=str(source.ws.root), reused=copied, extended=extended)
+    return copied, extended
+
+
+def mark_validated(root: str | Path) -> dict:
+    """The `mark_validated` task: this run's encoder/codebook passed validate_sids, so later runs
+    may reuse them; records the day that trained them (today on a refresh, else the source's)."""
+    manifest = read_manifest(Path(root))
+    trained_on = manifest["data_day"] if manifest.get("encoder_refresh") else manifest.get("artifact_refreshed_on")
+    return update_manifest(Path(root), artifacts_validated=True, encoder_refreshed_on=trained_on)

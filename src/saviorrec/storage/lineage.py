@@ -99,7 +99,7 @@ def training_setting(params: Any, root: Path) -> dict[str, Any]:
     source = params.data.source
     if source == "synthetic":
         world = {f"synthetic.{k}": v for k, v in params.synthetic.model_dump(mode="json").items()
-                 if k not in SYNTHETIC_RUN_KEYS}
+                 if k not in SYNTHETIC_RUN_KEYS and (k != "drift" or params.synthetic.drift.enabled)}  # off: as before drift
         world["seed"] = params.seed
     elif source == "movielens":
         movielens = params.movielens.model_dump(mode="json")

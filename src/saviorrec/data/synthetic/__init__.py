@@ -4,6 +4,7 @@
 partitions), the item catalog and one small PNG per item. Modules, one job each:
 ``vocabulary`` (words), ``world`` (hidden latents), ``catalog`` (titles, attributes),
 ``images`` (pictures), ``engagement`` (exposure and the true click/buy model),
+``drift`` (tastes, communities and trends that move over weeks; off by default),
 ``generate`` (streaming writer), ``diagnostics`` (does the world reward behavior-aware content?).
 """
 

@@ -22,12 +22,16 @@ from saviorrec.data.synthetic.world import STREAM_BRANDS, STREAM_TEXT, World, rn
 TITLE_SUFFIXES = ("", "", "", "", "", "", " Pro", " Mini", " XL", ", 2-pack", " - 2nd gen", " Classic")
 
 
-def brand_names(n_brands: int, seed: int) -> list[str]:
-    """``n_brands`` distinct invented names (head + middle + tail syllables)."""
+def brand_names(n_brands: int, seed: int, n_new: int = 0) -> list[str]:
+    """``n_brands`` distinct invented names (head + middle + tail syllables), then ``n_new`` more
+    (the sellers of community trends) drawn from the names not taken, on a stream of their own."""
     space = len(BRAND_HEADS) * len(BRAND_MIDDLES) * len(BRAND_TAILS)
-    if n_brands > space:
-        raise ValueError(f"synthetic.n_brands: at most {space} distinct brand names, got {n_brands}")
+    if n_brands + n_new > space:
+        raise ValueError(f"synthetic.n_brands: at most {space} distinct brand names, got {n_brands} (+{n_new} from trends)")
     codes = rng_for(seed, STREAM_BRANDS, 1).choice(space, size=n_brands, replace=False)
+    if n_new:
+        free = np.setdiff1d(np.arange(space), codes)
+        codes = np.concatenate([codes, rng_for(seed, STREAM_BRANDS, 2).choice(free, size=n_new, replace=False)])
     heads, rest = np.divmod(codes, len(BRAND_MIDDLES) * len(BRAND_TAILS))
     middles, tails = np.divmod(rest, len(BRAND_TAILS))
     return [BRAND_HEADS[h] + BRAND_MIDDLES[m] + BRAND_TAILS[t] for h, m, t in zip(heads, middles, tails, strict=True)]
@@ -56,7 +60,8 @@ def build_items(world: World, images: bool) -> pd.DataFrame:
     with_material = rng.random(len(items)) < 0.5
     suffix = rng.integers(0, len(TITLE_SUFFIXES), len(items))
     template = rng.integers(0, len(DESCRIPTION_TEMPLATES), len(items))
-    brands = np.array(brand_names(world.cfg.n_brands, world.seed), dtype=object)[items.brand]
+    n_new_brands = len(world.brands.tier) - world.cfg.n_brands
+    brands = np.array(brand_names(world.cfg.n_brands, world.seed, n_new_brands), dtype=object)[items.brand]
 
     titles = [
         f"{b} {a} {m + ' ' if w else ''}{n}{TITLE_SUFFIXES[s]}"

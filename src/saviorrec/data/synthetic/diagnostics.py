@@ -69,8 +69,8 @@ def new_item_auc(world: World, events: pd.DataFrame, eval_days: int = 3) -> dict
     eval_start = cfg.n_days - eval_days
     history = day < eval_start
     topic, community = items.topic[item], items.community[item]
-    topic_share = _leave_one_out_share(user, topic, click, history, cfg.n_users, cfg.n_topics)
-    community_share = _leave_one_out_share(user, community, click, history, cfg.n_users, cfg.n_communities)
+    topic_share = _leave_one_out_share(user, topic, click, history, cfg.n_users, world.n_topics)
+    community_share = _leave_one_out_share(user, community, click, history, cfg.n_users, world.n_communities)
     shown = np.bincount(user[history], minlength=cfg.n_users).astype(float)[user] - history
     clicked = np.bincount(user[history], weights=click[history], minlength=cfg.n_users)[user] - np.where(history, click, 0)
     user_ctr = np.log((clicked + 1.0) / (shown + 10.0))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from saviorrec.config.model import Synthetic
-from saviorrec.data.synthetic.world import World
+from saviorrec.data.synthetic.world import Users, World
 
 
 @dataclass(frozen=True)
@@ -97,12 +97,19 @@ class Exposure:
 
     def __init__(self, world: World):
         self.world, self.mix = world, ExposureMix.from_config(world.cfg)
-        users = world.users
-        self.user_cdf = np.cumsum(users.activity) / users.activity.sum()
-        self.n_user_topics = (users.topics >= 0).sum(axis=1)
-        self.by_topic = _Groups(world.items.topic, world.cfg.n_topics)
-        self.by_community = _Groups(world.items.community, world.cfg.n_communities)
+        # A drifting world's tastes mix old and new topics at uneven weights: the content
+        # recommender then targets a topic in proportion to its weight (else: uniformly).
+        self.weighted_targeting = world.cfg.drift.enabled
+        self.user_cdf = np.cumsum(world.users.activity) / world.users.activity.sum()
+        self.set_users(world.users)
+        self.by_topic = _Groups(world.items.topic, world.n_topics)
+        self.by_community = _Groups(world.items.community, world.n_communities)
         self.day = None
+
+    def set_users(self, users: Users) -> None:
+        """The users' tastes and communities of the day to sample (a drifting world moves them)."""
+        self.users = users
+        self.n_user_topics = (users.topics >= 0).sum(axis=1)
 
     def set_day(self, day: int) -> None:
         """Precompute the day's live set, fresh range and popularity distribution."""
@@ -119,7 +126,7 @@ class Exposure:
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``n`` impressions of the current day as (user index, item index) arrays."""
-        mix, users = self.mix, self.world.users
+        mix, users = self.mix, self.users
         user = np.minimum(np.searchsorted(self.user_cdf, rng.random(n)), len(self.user_cdf) - 1)
         shares = [mix.fresh, mix.targeted, mix.collaborative, mix.popular, mix.explore]
         source = rng.choice(len(shares), size=n, p=np.array(shares) / sum(shares))
@@ -130,7 +137,7 @@ class Exposure:
         item[fresh] = self.fresh_lo + (u[fresh] * (self.n_live - self.fresh_lo)).astype(np.int64)
 
         targeted = np.flatnonzero(source == 1)
-        pick = (rng.random(len(targeted)) * self.n_user_topics[user[targeted]]).astype(np.int64)
+        pick = self._pick_topic(user[targeted], rng.random(len(targeted)))
         item[targeted] = self.by_topic.draw(users.topics[user[targeted], pick], u[targeted], item[targeted])
 
         collaborative = np.flatnonzero(source == 2)
@@ -139,6 +146,14 @@ class Exposure:
         popular = source == 3
         item[popular] = np.minimum(np.searchsorted(self.pop_cdf, u[popular]), len(self.pop_cdf) - 1)
         return user, item
+
+    def _pick_topic(self, user: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Which of each user's topics the content recommender targets (``u`` uniform in [0, 1))."""
+        if not self.weighted_targeting:
+            return (u * self.n_user_topics[user]).astype(np.int64)
+        cumulative = np.cumsum(self.users.topic_weight[user], axis=1)
+        below = cumulative <= (u * cumulative[:, -1])[:, None]
+        return np.minimum(below.sum(axis=1), self.n_user_topics[user] - 1)
 
 
 class _Groups:

@@ -18,6 +18,7 @@ import pandas as pd
 from saviorrec.config.model import Synthetic
 from saviorrec.data import io
 from saviorrec.data.synthetic.catalog import build_items
+from saviorrec.data.synthetic.drift import Timeline
 from saviorrec.data.synthetic.engagement import Exposure, engagement_probabilities
 from saviorrec.data.synthetic.images import write_images
 from saviorrec.data.synthetic.world import STREAM_EVENTS, World, build_world, rng_for
@@ -85,16 +86,19 @@ def generate(
     n_images = write_images(world, items["item_id"].to_numpy(), Path(images_dir)) if cfg.images and images_dir is not None else 0
 
     exposure = Exposure(world)
+    timeline = Timeline(world)   # the base world every day unless synthetic.drift is on
     sizes = chunk_sizes(cfg.impressions_per_day, cfg.partition_rows)
     next_event_id = 1
     clicks = conversions = impressions = 0
     new_shown: list[int] = []
     for day in range(cfg.n_days):
+        today = timeline.world_on(day)
+        exposure.set_users(today.users)
         exposure.set_day(day)
         shown_new: list[np.ndarray] = []
         ds = (world.start + dt.timedelta(days=day)).isoformat()
         for part, n in enumerate(sizes):
-            events = simulate_chunk(world, exposure, day, part, len(sizes), n, next_event_id)
+            events = simulate_chunk(today, exposure, day, part, len(sizes), n, next_event_id)
             io.write_event_day(events, events_root, ds, part=part)
             next_event_id += n
             impressions += n
@@ -121,5 +125,6 @@ def generate(
         "new_items_per_day": min(new_shown),
         "images": n_images,
         "parts_per_day": len(sizes),
+        **({"trends": [f"{t.kind} {t.key} from day {t.start_day}" for t in world.trends]} if world.trends else {}),
         "seconds": round(time.perf_counter() - started, 3),
     }

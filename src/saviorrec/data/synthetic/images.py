@@ -52,12 +52,19 @@ def _masks(topic: np.ndarray, phase: np.ndarray, centre: np.ndarray, size: int) 
     return out
 
 
+def community_hue(community: np.ndarray, n_communities: int) -> np.ndarray:
+    """Evenly spaced hues for the configured communities; a trend community (id >= n) sits halfway
+    between two of them."""
+    base = community / n_communities
+    return np.where(community < n_communities, base, (community - n_communities + 0.5) / n_communities)
+
+
 def render(world: World, index: np.ndarray) -> np.ndarray:
     """[N, S, S, 3] uint8 images for the items at ``index``."""
     items, n_comm, size = world.items, world.cfg.n_communities, world.cfg.image_size
     rng = rng_for(world.seed, STREAM_IMAGES, int(index[0]) if len(index) else 0)
     n = len(index)
-    hue = (items.community[index] / n_comm + rng.normal(0.0, 0.12 / n_comm, n)) % 1.0
+    hue = (community_hue(items.community[index], n_comm) + rng.normal(0.0, 0.12 / n_comm, n)) % 1.0
     fg = _hsv_to_rgb(hue, rng.uniform(0.65, 0.95, n), rng.uniform(0.6, 0.9, n))
     bg = _hsv_to_rgb((hue + 0.5) % 1.0, rng.uniform(0.1, 0.3, n), rng.uniform(0.85, 1.0, n))
     mask = _masks(items.topic[index], rng.uniform(0, 2 * np.pi, n), rng.uniform(0.3, 0.7, (n, 2)), size)
