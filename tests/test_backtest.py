@@ -79,6 +79,17 @@ def test_backtest_writes_table_plot_and_summary(killed_and_resumed):
     assert "seconds per stage" in rerun.stdout
 
 
+def test_console_names_each_stage_and_the_stage_output_goes_to_the_step_log(killed_and_resumed):
+    root, _, rerun, _ = killed_and_resumed
+    console = rerun.stdout + rerun.stderr
+    assert "  train_ranker[saviorrec]" in rerun.stdout and "  validate_sids" in rerun.stdout
+    for chatter in ("GPU available", "LitLogger", "Loading weights", "verdict"):  # stage output, not the console's
+        assert chatter not in console, chatter
+    log = (root / "logs" / "step-001.log").read_text()
+    assert f"stage output: {root / 'logs' / 'step-001.log'}" in rerun.stdout
+    assert "GPU available" in log and "Data Docs:" in log  # kept, in the step's log
+
+
 def test_encoder_refreshes_on_the_cadence_and_is_reused_otherwise(killed_and_resumed):
     root, _, _, report = killed_and_resumed
     refreshed = {row["key"]: row["encoder_refreshed"] for row in report["rows"]}

@@ -26,6 +26,7 @@ from typing import Any
 
 from saviorrec.atomic_files import write_json
 from saviorrec.backtest import measures, views
+from saviorrec.backtest.console import stage_output_to, step_log_path
 from saviorrec.backtest.plan import (
     PlanError,
     Settings,
@@ -51,15 +52,19 @@ class BacktestError(RuntimeError):
 
 
 class Timer:
-    """Seconds per stage of one step."""
+    """Seconds per stage of one step; announces each stage on the terminal and sends the stage's
+    own output to the step's log file."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: Path, echo: Callable[[str], None]) -> None:
         self.seconds: dict[str, float] = {}
+        self.log, self.echo = log, echo
 
     def run(self, name: str, fn: Callable[[], Any]) -> Any:
+        self.echo(f"  {name}")
         started = time.perf_counter()
         try:
-            return fn()
+            with stage_output_to(self.log):
+                return fn()
         finally:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 2)
 
@@ -150,7 +155,9 @@ def replay_step(root: Path, settings: Settings, step: Step, params: Params, worl
     update_manifest(folder, logical_date=step.eval_start.isoformat(), logical_datetime=midnight.isoformat(),
                     data_day=step.eval_start.isoformat(), backtest_step=step.index)
     ws = Workspace.open(folder)
-    timer = Timer()
+    log = step_log_path(root, step.index)
+    echo(f"step {step.index + 1} {step.key}: running (stage output: {log})")
+    timer = Timer(log, echo)
     view = timer.run("view", lambda: views.daily_view(world, ws, step) if world is not None
                      else views.monthly_view(ws, step))
     if settings.gates:
@@ -174,7 +181,7 @@ def replay_step(root: Path, settings: Settings, step: Step, params: Params, worl
     for variant in settings.variants:
         vws = Workspace.open(folder, overrides=variant_overrides(variant))
         before = Workspace.open(previous.root, overrides=variant_overrides(variant)) if previous else None
-        vtimer = Timer()
+        vtimer = Timer(log, lambda line, v=variant: echo(f"{line}[{v}]"))
         seeded = _seed_ranker(before, vws)
         trained = vtimer.run("train_ranker", lambda v=vws: run_stage("train_ranker", v))
         vtimer.run("evaluate", lambda v=vws: run_stage("evaluate", v))

@@ -29,7 +29,7 @@ def checkout_params(path: str | None) -> str:
 
 
 ParamsOption = typer.Option(None, "--params", callback=checkout_params,
-                            help="params file (registry: section); default: params.yaml of the checkout in use")
+                            help="params file; default: params.yaml of the checkout in use")
 SetOption = typer.Option(None, "--set", metavar="KEY=VALUE", help="override a param, e.g. --set registry.uri=s3://bucket/prefix")
 
 
