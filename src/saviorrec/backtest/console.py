@@ -9,11 +9,9 @@ lines. Nothing is dropped: the log file keeps it all, and its path is printed on
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import TextIO
 
 from saviorrec.orchestration.tasks import route_library_logs
 
@@ -23,12 +21,11 @@ def step_log_path(root: Path, index: int) -> Path:
 
 
 @contextmanager
-def stage_output_to(path: Path) -> Iterator[TextIO]:
+def stage_output_to(path: Path) -> Iterator[None]:
     """Send everything the code inside writes (stdout, stderr, logging at INFO and up, Python
-    warnings) to ``path`` (appended); yields the terminal's stdout for lines meant for the user."""
+    warnings) to ``path`` (appended)."""
     import lightning.pytorch  # noqa: F401  # imported first: it installs its own stderr handler at import
 
-    terminal = sys.stdout
     route_library_logs()  # Lightning's records propagate to the root logger instead of the terminal
     path.parent.mkdir(parents=True, exist_ok=True)
     root_logger = logging.getLogger()
@@ -39,7 +36,7 @@ def stage_output_to(path: Path) -> Iterator[TextIO]:
         root_logger.addHandler(handler)
         root_logger.setLevel(logging.INFO)
         try:
-            yield terminal
+            yield
         finally:
             root_logger.removeHandler(handler)
             root_logger.setLevel(level)
