@@ -132,6 +132,22 @@ def test_day_stream_replays_all_days_but_emits_from_the_given_day(tmp_path):
     assert sum(len(b["click"]) for b in first_two) == 300 - n_last
 
 
+def test_day_stream_never_yields_a_batch_of_one(tmp_path):
+    """The ranker's BatchNorm cannot train on one row: a sparse month of 33 impressions in batches of
+    32 used to end in a batch of one and fail the fit."""
+    items = _items()
+    rows = [(i, i, i % 5, 1 + i % 6, i % 2) for i in range(33)]
+    write_events(_events(rows), tmp_path / "events")
+    feats = ItemFeatures.build(items, np.array(["a", "b"], dtype=object), None, None)
+    common = dict(items=items, features=feats, vocab=IdVocab(items["item_id"]), seq_len=5, batch_size=32,
+                  prior_strength=5.0, end=dt.date(2024, 1, 2))
+    sizes = [len(b["click"]) for b in DayStream(tmp_path / "events", **common)]
+    assert sizes == [33]  # the lone last impression joins the batch before it, none is lost
+    lone = tmp_path / "lone"
+    write_events(_events(rows[:1]), lone / "events")
+    assert list(DayStream(lone / "events", **common)) == []  # a single impression alone is left out
+
+
 def test_dense_features_are_finite_for_cold_users_and_items():
     s = SampleBuilder(_items(), seq_len=2).step(_events([(1, 0, 1, 1, 0)]))
     feats = dense_features(s, prior_strength=10.0)

@@ -17,7 +17,8 @@ state needs it) but emits only its share of each chunk's shuffled impressions (p
 ranks' batches of one step together make the global batch of ``batch_size`` a single process
 takes, and every rank makes the same number of steps (DDP needs that). As with
 ``DistributedSampler(drop_last=True)``, the last ``rows % world`` impressions of a chunk's
-permutation are left out. The DataModule reads the rank and world size from the Trainer.
+permutation are left out, and so is a chunk share of a single impression (see
+:func:`batch_bounds`). The DataModule reads the rank and world size from the Trainer.
 """
 
 from __future__ import annotations
@@ -34,6 +35,19 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from saviorrec.data.io import iter_event_days
 from saviorrec.data.samples import IdVocab, ItemFeatures, SampleBuilder, encode_batch, to_tensors
+
+
+def batch_bounds(rows: int, batch_size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` of each batch over ``rows`` impressions, never a batch of one: the ranker's
+    BatchNorm cannot train on a single row (sparse months of a real log leave such tails). A lone
+    last impression joins the batch before it; a share of one impression alone is left out. The
+    rule depends on the row count only, so every DDP rank still makes the same number of steps."""
+    bounds = [(start, min(start + batch_size, rows)) for start in range(0, rows, batch_size)]
+    if bounds and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds.pop()
+        if bounds:
+            bounds[-1] = (bounds[-1][0], rows)
+    return bounds
 
 
 class DayStream(IterableDataset):
@@ -71,8 +85,8 @@ class DayStream(IterableDataset):
             order = rng.permutation(len(samples)) if self.shuffle else np.arange(len(samples))
             order = order[:len(order) - len(order) % self.world][self.rank::self.world]
             batch_size = max(1, self.batch_size // self.world)  # the global batch, rounded down to a multiple of the ranks
-            for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
+            for start, stop in batch_bounds(len(order), batch_size):
+                idx = order[start:stop]
                 yield to_tensors({k: v[idx] for k, v in arrays.items()})
 
     def _chunks(self) -> Iterator[tuple[bool, pd.DataFrame]]:
