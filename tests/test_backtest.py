@@ -79,6 +79,26 @@ def test_backtest_writes_table_plot_and_summary(killed_and_resumed):
     assert "seconds per stage" in rerun.stdout
 
 
+def test_pooled_auc_is_every_steps_impressions_bucketed_as_the_evaluate_stage_does(killed_and_resumed):
+    from saviorrec.backtest.pooled import pooled_metrics
+
+    root, _, rerun, report = killed_and_resumed
+    table = pd.read_csv(root / "metrics" / "backtest.csv")
+    pooled = report["summary"]["pooled"]
+    for variant in VARIANTS:
+        rows = table[table["variant"] == variant]
+        assert pooled[variant]["overall"]["n"] == rows["n"].sum()
+        assert pooled[variant]["new"]["n"] == rows["new_n"].sum()
+        assert pooled[variant]["new"]["ctr_auc"] > 0.5 if variant == "saviorrec" else True
+    # pooled over one step is that step's own AUC from its evaluate report
+    for row in report["rows"][:2]:
+        one = pooled_metrics(root, [row])[row["variant"]]
+        assert one["overall"]["ctr_auc"] == pytest.approx(row["auc"], abs=1e-12)
+        assert one["buckets"]["new"]["ctr_auc"] == pytest.approx(row["new_auc"], abs=1e-12)
+        assert one["buckets"]["new"]["n"] == row["new_n"]
+    assert "pooled" in rerun.stdout
+
+
 def test_console_names_each_stage_and_the_stage_output_goes_to_the_step_log(killed_and_resumed):
     root, _, rerun, _ = killed_and_resumed
     console = rerun.stdout + rerun.stderr

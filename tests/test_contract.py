@@ -132,3 +132,27 @@ def test_roundtrip_through_s3_partitions(s3_bucket, tmp_path):
     assert io.list_days(f"s3://{s3_bucket}/nothing-here") == []
     with pytest.raises(FileNotFoundError, match="parquet file not found"):
         io.read_parquet(f"s3://{s3_bucket}/data/missing.parquet")
+
+
+@pytest.mark.parametrize("group_rows", [1, 5, 10_000])
+def test_streamed_days_equal_each_day_read_alone(tmp_path, monkeypatch, group_rows):
+    """iter_event_days converts small consecutive days together: every day must come out exactly as
+    read_event_day returns it (rows in file order, a day of two files, a file whose conversion
+    column is all null), whatever the group size."""
+    monkeypatch.setattr(io, "DAY_GROUP_ROWS", group_rows)
+    base = _events()
+    root = tmp_path / "events"
+    for offset in range(6):
+        day = base.assign(event_id=base["event_id"] + 10 * offset, ts=base["ts"] + pd.Timedelta(days=offset))
+        if offset == 2:
+            day = day.assign(conversion=pd.array([pd.NA] * 3, dtype="Int8"))
+        io.write_event_day(day.iloc[::-1], root, day["ts"].dt.date.iloc[0])  # not in ts order on purpose
+    io.write_event_day(base.assign(event_id=[90, 91, 92]), root, "2024-01-03", part=1)
+    for columns in (None, ["item_id", "ts"]):
+        streamed = list(io.iter_event_days(root, columns=columns))
+        assert [d for d, _ in streamed] == io.list_days(root)
+        for day, frame in streamed:
+            pd.testing.assert_frame_equal(frame, io.read_event_day(root, day, columns=columns), check_exact=True)
+    window = [d for d, _ in io.iter_event_days(root, start=pd.Timestamp("2024-01-03").date(),
+                                               end=pd.Timestamp("2024-01-05").date())]
+    assert [str(d) for d in window] == ["2024-01-03", "2024-01-04"]

@@ -1,7 +1,9 @@
 """The backtest's outputs: ``metrics/backtest.{csv,json}``, ``plots/backtest_auc.png`` and a summary.
 
 The summary gives, per variant, the mean +- std over steps of each AUC and stability measure,
-how many steps each variant had the best new-item AUC, and the seconds each stage took.
+the AUCs over all steps' impressions pooled (:mod:`saviorrec.backtest.pooled`: what a sparse
+monthly log is judged by), how many steps each variant had the best new-item AUC, and the seconds
+each stage took.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from saviorrec.atomic_files import atomic_path, write_json
+from saviorrec.backtest.pooled import pooled_metrics
 
 SUMMARY_METRICS = ("auc", "new_auc", "young_auc", "popular_auc", "oracle_auc", "new_oracle_auc",
                    "sid_churn", "collision_rate", "z_drift")
@@ -56,6 +59,19 @@ def summarize(table: pd.DataFrame) -> dict:
     return summary
 
 
+POOLED_SLICES = ("overall", "new", "young", "popular")
+
+
+def pooled_summary(pooled: dict[str, dict]) -> dict[str, dict]:
+    """variant -> slice -> auc, oracle_auc, n, positives (the evaluate report, trimmed)."""
+    out = {}
+    for variant, report in pooled.items():
+        slices = {"overall": report["overall"], **report["buckets"]}
+        out[variant] = {name: {key: slices[name].get(key) for key in ("ctr_auc", "ctr_oracle_auc", "n", "positives")}
+                        for name in POOLED_SLICES}
+    return out
+
+
 def plot(table: pd.DataFrame, path: Path) -> None:
     """New-item AUC per step per variant (solid), overall AUC dashed in the same colour."""
     import matplotlib
@@ -94,6 +110,12 @@ def summary_text(summary: dict) -> str:
     lines.append("  ".join(f"{h:>22}" if i else f"{h:<20}" for i, h in enumerate(header)))
     for variant, stats in summary["variants"].items():
         lines.append("  ".join([f"{variant:<20}", *(f"{_fmt(stats[m]):>22}" for m in SUMMARY_METRICS)]))
+    if summary.get("pooled"):
+        lines.append("AUC over all steps' impressions pooled (n impressions, positives):")
+        for variant, slices in summary["pooled"].items():
+            parts = [f"{name} " + ("n/a" if s["ctr_auc"] is None else f"{s['ctr_auc']:.4f}")
+                     + f" ({s['n']:,}, {s['positives']:,})" for name, s in slices.items()]
+            lines.append(f"  {variant:<20} " + "; ".join(parts))
     wins = ", ".join(f"{v} {n}" for v, n in summary["new_auc_wins"].items())
     lines.append(f"steps with the best new-item AUC: {wins}")
     lines.append("seconds per stage (total / mean per step):")
@@ -108,6 +130,7 @@ def write_report(root: Path, rows: list[dict], settings, echo: Callable[[str], N
     of work done once for the whole backtest (the synthetic world)."""
     table = pd.DataFrame(rows)
     summary = summarize(table)
+    summary["pooled"] = pooled_summary(pooled_metrics(root, rows))
     for stage, seconds in (once or {}).items():
         summary["seconds"][stage] = {"total": seconds, "mean": seconds, "steps": 1}
     summary["seconds"] = dict(sorted(summary["seconds"].items(), key=lambda item: _stage_rank(item[0])))

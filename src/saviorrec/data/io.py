@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -53,17 +54,21 @@ def require_intact(uri: str | Path, fix: str = REWRITE) -> None:
         raise CorruptFileError("Parquet file", uri, problem, fix)
 
 
-def read_parquet(uri: str | Path, columns: list[str] | None = None, fix: str = REWRITE) -> pd.DataFrame:
-    """One Parquet file; a damaged local one is a CorruptFileError naming it and ``fix``."""
+def read_arrow(uri: str | Path, columns: list[str] | None = None, fix: str = REWRITE) -> pa.Table:
+    """One Parquet file as an Arrow table; a damaged local one is a CorruptFileError naming it and ``fix``."""
     fs, path = resolve(uri)
     try:
-        table = pq.read_table(path, columns=columns, filesystem=fs, page_checksum_verification=True)
+        return pq.read_table(path, columns=columns, filesystem=fs, page_checksum_verification=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"parquet file not found: {uri}") from None
     except (pa.ArrowException, OSError):
         require_intact(uri, fix)
         raise  # readable after all: another problem (a missing column, the network)
-    return table.to_pandas()
+
+
+def read_parquet(uri: str | Path, columns: list[str] | None = None, fix: str = REWRITE) -> pd.DataFrame:
+    """One Parquet file; a damaged local one is a CorruptFileError naming it and ``fix``."""
+    return read_arrow(uri, columns, fix).to_pandas()
 
 
 def write_parquet(df: pd.DataFrame, uri: str | Path) -> None:
@@ -113,16 +118,59 @@ def read_event_day(root: str | Path, day: dt.date | str, columns: list[str] | No
     return _normalize_events(pd.concat(frames, ignore_index=True), day)
 
 
+# Consecutive days converted to pandas together, up to this many rows: a sparse log (MovieLens:
+# thousands of days of a few dozen rows) pays the per-frame conversion once per group, not per day,
+# while memory stays bounded by the group or by one day, whichever is larger.
+DAY_GROUP_ROWS = 100_000
+
+
 def iter_event_days(
     root: str | Path,
     start: dt.date | None = None,
     end: dt.date | None = None,
     columns: list[str] | None = None,
 ) -> Iterator[tuple[dt.date, pd.DataFrame]]:
-    """Yield (day, events) for days in [start, end), one partition in memory at a time."""
-    for day in list_days(root):
-        if (start is None or day >= start) and (end is None or day < end):
+    """Yield (day, events) for days in [start, end) in order, each day's rows in file order; only
+    a group of small consecutive days (or one day) is in memory at a time."""
+    days = [d for d in list_days(root) if (start is None or d >= start) and (end is None or d < end)]
+    if is_s3_uri(str(root)):
+        for day in days:
             yield day, read_event_day(root, day, columns=columns)
+        return
+    group: list[tuple[dt.date, list[pa.Table]]] = []
+    rows = 0
+    for day in days:
+        parts = day_parts(root, day)
+        if not parts:
+            raise FileNotFoundError(f"no parquet files for ds={day} under {root}")
+        tables = [read_arrow(part, columns=columns, fix=REINGEST) for part in parts]
+        group.append((day, tables))
+        rows += sum(t.num_rows for t in tables)
+        if rows >= DAY_GROUP_ROWS:
+            yield from _split_group(group)
+            group, rows = [], 0
+    yield from _split_group(group)
+
+
+def _split_group(group: list[tuple[dt.date, list[pa.Table]]]) -> Iterator[tuple[dt.date, pd.DataFrame]]:
+    """The days of ``group`` as :func:`read_event_day` returns them, converted in one pass."""
+    if not group:
+        return
+    tables = [t for _, day_tables in group for t in day_tables]
+    try:
+        whole = pa.concat_tables(tables, promote_options="default")
+    except pa.ArrowException:  # files of one log with schemas that do not unify: day by day
+        for day, day_tables in group:
+            frame = pd.concat([t.to_pandas() for t in day_tables], ignore_index=True)
+            yield day, _normalize_events(frame, str(day))
+        return
+    counts = [sum(t.num_rows for t in day_tables) for _, day_tables in group]
+    frame = whole.to_pandas()
+    frame["ds"] = np.repeat([str(day) for day, _ in group], counts)
+    frame = _normalize_events(frame)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    for (day, _), a, b in zip(group, bounds[:-1], bounds[1:], strict=True):
+        yield day, frame.iloc[a:b].reset_index(drop=True)
 
 
 def read_events(
