@@ -92,10 +92,11 @@ def test_pooled_auc_is_every_steps_impressions_bucketed_as_the_evaluate_stage_do
         assert pooled[variant]["new"]["ctr_auc"] > 0.5 if variant == "saviorrec" else True
     # pooled over one step is that step's own AUC from its evaluate report
     for row in report["rows"][:2]:
-        one = pooled_metrics(root, [row])[row["variant"]]
+        one = pooled_metrics(root, [row])[0][row["variant"]]
         assert one["overall"]["ctr_auc"] == pytest.approx(row["auc"], abs=1e-12)
         assert one["buckets"]["new"]["ctr_auc"] == pytest.approx(row["new_auc"], abs=1e-12)
         assert one["buckets"]["new"]["n"] == row["new_n"]
+        assert one["buckets"]["new"]["within_step_auc"] == pytest.approx(row["new_auc"], abs=1e-12)
     assert "pooled" in rerun.stdout
 
 

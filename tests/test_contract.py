@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from saviorrec.data import io
@@ -148,6 +150,21 @@ def test_streamed_days_equal_each_day_read_alone(tmp_path, monkeypatch, group_ro
             day = day.assign(conversion=pd.array([pd.NA] * 3, dtype="Int8"))
         io.write_event_day(day.iloc[::-1], root, day["ts"].dt.date.iloc[0])  # not in ts order on purpose
     io.write_event_day(base.assign(event_id=[90, 91, 92]), root, "2024-01-03", part=1)
+    # days whose files convert to other dtypes must come out as they do alone, not as their neighbours'
+    odd = base.assign(ts=base["ts"] + pd.Timedelta(days=10))
+    io.write_event_day(odd.drop(columns="conversion"), root, "2024-01-12")  # a column missing
+    io.write_event_day(odd.assign(ts=odd["ts"] + pd.Timedelta(days=1), note=None), root, "2024-01-13")  # null-typed
+    io.write_event_day(odd.assign(ts=odd["ts"] + pd.Timedelta(days=2), rank=pd.array([1, None, 3], dtype="Int64"))
+                       .astype({"rank": "float64"}), root, "2024-01-14")
+    io.write_event_day(odd.assign(ts=odd["ts"] + pd.Timedelta(days=3), rank=[1.0, 2.0, 3.0]), root, "2024-01-15")
+    io.write_parquet(odd.assign(ts=odd["ts"] + pd.Timedelta(days=4)).drop(columns="ds").astype({"click": "int64"}),
+                     root / "ds=2024-01-16" / "part-00000.parquet")  # another integer width
+    for offset, rank in ((5, [1, None, 3]), (6, [1, 2, 3])):  # files of another writer: no pandas metadata
+        plain = pa.Table.from_pandas(odd.assign(ts=odd["ts"] + pd.Timedelta(days=offset)).drop(columns="ds"),
+                                     preserve_index=False).replace_schema_metadata(None)
+        folder = root / f"ds={(odd['ts'] + pd.Timedelta(days=offset)).dt.date.iloc[0]}"
+        folder.mkdir()
+        pq.write_table(plain.append_column("rank", pa.array(rank, pa.int64())), folder / "part-00000.parquet")
     for columns in (None, ["item_id", "ts"]):
         streamed = list(io.iter_event_days(root, columns=columns))
         assert [d for d, _ in streamed] == io.list_days(root)

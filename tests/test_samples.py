@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from saviorrec.data.io import write_events
-from saviorrec.data.ranker_datamodule import DayStream
+from saviorrec.data.ranker_datamodule import DayStream, batch_bounds
 from saviorrec.data.samples import (
     CLUSTER_KINDS,
     DENSE_FEATURES,
@@ -146,6 +146,18 @@ def test_day_stream_never_yields_a_batch_of_one(tmp_path):
     lone = tmp_path / "lone"
     write_events(_events(rows[:1]), lone / "events")
     assert list(DayStream(lone / "events", **common)) == []  # a single impression alone is left out
+
+
+def test_batch_bounds_cover_every_row_but_a_lone_one_and_agree_across_ranks():
+    for batch_size in range(2, 12):
+        for rows in range(0, 40):
+            bounds = batch_bounds(rows, batch_size)
+            sizes = [b - a for a, b in bounds]
+            assert all(2 <= n <= batch_size + 1 for n in sizes), (rows, batch_size, sizes)
+            assert sum(sizes) == (0 if rows == 1 else rows)
+            assert all(a == b for (_, a), (b, _) in zip(bounds, bounds[1:], strict=False))  # contiguous
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        batch_bounds(10, 1)
 
 
 def test_dense_features_are_finite_for_cold_users_and_items():

@@ -1,10 +1,16 @@
-"""AUC over every step's evaluated impressions pooled, per variant and item bucket.
+"""AUC over every step's evaluated impressions together, per variant and item bucket.
 
-A month of a sparse real log holds a few dozen ratings of new items (MovieLens 2012-2014: 0-100),
-too few for that month's new-item AUC to mean much; a month with no new-item rating has none at
-all. Pooling the steps' scored impressions gives one number per variant from all of them. Each
-step's rows are scored by that step's ranker and bucketed exactly as the evaluate stage buckets
-them (:func:`~saviorrec.metrics.ranking.assign_buckets` on the step's own window).
+A month of a sparse real log holds a few dozen ratings of new items (MovieLens 2012-2014: 3-48),
+too few for that month's new-item AUC to mean much; a month whose new-item ratings are all likes
+has none at all. Two numbers use every step's impressions at once:
+
+- ``pooled``: one AUC over all impressions, scored by each step's own ranker. Pairs from two steps
+  are compared too, so it also rewards scores that stay calibrated from step to step.
+- ``within_step``: only pairs of the same step compared (the steps' AUCs weighted by their
+  positive x negative pair counts): ranking alone, the per-step AUC without the small-step noise.
+
+Each step's rows are bucketed exactly as its evaluate stage buckets them
+(:func:`~saviorrec.metrics.ranking.assign_buckets` on the step's own window).
 """
 
 from __future__ import annotations
@@ -17,35 +23,65 @@ import pandas as pd
 from saviorrec.backtest.plan import variant_overrides
 from saviorrec.data import io
 from saviorrec.data.io import read_items
-from saviorrec.metrics.ranking import assign_buckets, clean, evaluate_predictions
+from saviorrec.metrics.ranking import BUCKETS, assign_buckets, auc, clean, evaluate_predictions
 from saviorrec.models.scoring import read_window
 from saviorrec.workspace import Workspace
 
+SCORED_COLUMNS = ["event_id", "user_id", "click", "conversion", "oracle_p_click", "oracle_p_conversion", "bucket"]
+
 
 def bucketed_window(ws: Workspace) -> pd.DataFrame:
-    """The step's evaluation impressions with the evaluate stage's item bucket of each."""
+    """The step's evaluation impressions (the columns the metrics read) with the evaluate stage's
+    item bucket of each."""
     train_end, _ = ws.split()
     window = read_window(ws)
     items = read_items(ws.path("items"))
-    events = window.events.copy()
-    events["bucket"] = assign_buckets(events, items, window.train_impressions, train_end,
-                                      ws.params.evaluate.young_days, ws.params.evaluate.long_tail_share)
-    return events
+    events = window.events.assign(bucket=assign_buckets(
+        window.events, items, window.train_impressions, train_end, ws.params.evaluate.young_days,
+        ws.params.evaluate.long_tail_share))
+    return events[[c for c in SCORED_COLUMNS if c in events]]
 
 
-def pooled_metrics(root: Path, rows: list[dict]) -> dict[str, dict]:
-    """variant -> ``{"overall": ..., "buckets": {bucket: ...}}`` (the evaluate report's shape) over
-    the impressions of every step in ``rows`` (one row per step and variant)."""
+def within_step_auc(steps: list[pd.DataFrame], min_positives: int = 1) -> float | None:
+    """Mean of the steps' AUCs weighted by positives x negatives: the AUC over same-step pairs only."""
+    pairs = wins = 0.0
+    for frame in steps:
+        value, _ = auc(frame["click"].to_numpy(float), frame["p_ctr"].to_numpy(float), min_positives)
+        if value is not None:
+            positives = int(frame["click"].sum())
+            weight = positives * (len(frame) - positives)
+            pairs, wins = pairs + weight, wins + value * weight
+    return wins / pairs if pairs else None
+
+
+def pooled_metrics(root: Path, rows: list[dict]) -> tuple[dict[str, dict], list[str]]:
+    """(variant -> ``{"overall": ..., "buckets": {bucket: ...}}`` in the evaluate report's shape, each
+    slice with ``within_step_auc`` added; the steps left out because their files are gone)."""
     frames: dict[str, list[pd.DataFrame]] = defaultdict(list)
+    missing: list[str] = []
     min_positives = 1
     for key in dict.fromkeys(row["key"] for row in rows):
         folder = root / "steps" / key
-        step_ws = Workspace.open(folder)
-        min_positives = step_ws.params.evaluate.min_positives
-        window = bucketed_window(step_ws)
-        for variant in (row["variant"] for row in rows if row["key"] == key):
-            variant_ws = Workspace.open(folder, overrides=variant_overrides(variant))
-            scores = io.read_parquet(variant_ws.path("predictions"), columns=["event_id", "p_ctr", "p_ctcvr"])
-            frames[variant].append(window.merge(scores, on="event_id", how="inner", validate="one_to_one"))
-    return {variant: clean(evaluate_predictions(pd.concat(parts, ignore_index=True), min_positives))
-            for variant, parts in frames.items()}
+        try:
+            step_ws = Workspace.open(folder)
+            min_positives = step_ws.params.evaluate.min_positives
+            window = bucketed_window(step_ws)
+            scored = {}
+            for variant in (row["variant"] for row in rows if row["key"] == key):
+                predictions = Workspace.open(folder, overrides=variant_overrides(variant)).path("predictions")
+                scores = io.read_parquet(predictions, columns=["event_id", "p_ctr", "p_ctcvr"])
+                scored[variant] = window.merge(scores, on="event_id", how="left", validate="one_to_one")
+        except (FileNotFoundError, OSError):  # a pruned step folder: report the others, name it
+            missing.append(key)
+            continue
+        for variant, frame in scored.items():
+            frames[variant].append(frame.assign(step=key))
+    report = {}
+    for variant, parts in frames.items():
+        metrics = clean(evaluate_predictions(pd.concat(parts, ignore_index=True), min_positives))
+        metrics["overall"]["within_step_auc"] = within_step_auc(parts, min_positives)
+        for bucket in BUCKETS:
+            metrics["buckets"][bucket]["within_step_auc"] = within_step_auc(
+                [p[p["bucket"] == bucket] for p in parts], min_positives)
+        report[variant] = metrics
+    return report, missing

@@ -63,11 +63,12 @@ POOLED_SLICES = ("overall", "new", "young", "popular")
 
 
 def pooled_summary(pooled: dict[str, dict]) -> dict[str, dict]:
-    """variant -> slice -> auc, oracle_auc, n, positives (the evaluate report, trimmed)."""
+    """variant -> slice -> pooled AUC, within-step AUC, oracle AUC, n, positives."""
     out = {}
     for variant, report in pooled.items():
         slices = {"overall": report["overall"], **report["buckets"]}
-        out[variant] = {name: {key: slices[name].get(key) for key in ("ctr_auc", "ctr_oracle_auc", "n", "positives")}
+        out[variant] = {name: {key: slices[name].get(key)
+                               for key in ("ctr_auc", "within_step_auc", "ctr_oracle_auc", "n", "positives")}
                         for name in POOLED_SLICES}
     return out
 
@@ -100,6 +101,10 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def _auc(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def _fmt(stats: dict) -> str:
     return "-" if stats["mean"] is None else f"{stats['mean']:.4f} +- {stats['std']:.4f}"
 
@@ -111,11 +116,13 @@ def summary_text(summary: dict) -> str:
     for variant, stats in summary["variants"].items():
         lines.append("  ".join([f"{variant:<20}", *(f"{_fmt(stats[m]):>22}" for m in SUMMARY_METRICS)]))
     if summary.get("pooled"):
-        lines.append("AUC over all steps' impressions pooled (n impressions, positives):")
+        lines.append("AUC over all steps' impressions: pooled / same-step pairs only (impressions, positives):")
         for variant, slices in summary["pooled"].items():
-            parts = [f"{name} " + ("n/a" if s["ctr_auc"] is None else f"{s['ctr_auc']:.4f}")
-                     + f" ({s['n']:,}, {s['positives']:,})" for name, s in slices.items()]
+            parts = [f"{name} {_auc(s['ctr_auc'])} / {_auc(s['within_step_auc'])} ({s['n']:,}, {s['positives']:,})"
+                     for name, s in slices.items()]
             lines.append(f"  {variant:<20} " + "; ".join(parts))
+    if summary.get("pooled_steps_missing"):
+        lines.append(f"left out of the pooled AUCs (step files gone): {', '.join(summary['pooled_steps_missing'])}")
     wins = ", ".join(f"{v} {n}" for v, n in summary["new_auc_wins"].items())
     lines.append(f"steps with the best new-item AUC: {wins}")
     lines.append("seconds per stage (total / mean per step):")
@@ -130,7 +137,8 @@ def write_report(root: Path, rows: list[dict], settings, echo: Callable[[str], N
     of work done once for the whole backtest (the synthetic world)."""
     table = pd.DataFrame(rows)
     summary = summarize(table)
-    summary["pooled"] = pooled_summary(pooled_metrics(root, rows))
+    pooled, missing = pooled_metrics(root, rows)
+    summary["pooled"], summary["pooled_steps_missing"] = pooled_summary(pooled), missing
     for stage, seconds in (once or {}).items():
         summary["seconds"][stage] = {"total": seconds, "mean": seconds, "steps": 1}
     summary["seconds"] = dict(sorted(summary["seconds"].items(), key=lambda item: _stage_rank(item[0])))

@@ -114,13 +114,17 @@ def read_event_day(root: str | Path, day: dt.date | str, columns: list[str] | No
     parts = day_parts(root, day)
     if not parts:
         raise FileNotFoundError(f"no parquet files for ds={day} under {root}")
-    frames = [read_parquet(part, columns=columns, fix=REINGEST) for part in parts]
-    return _normalize_events(pd.concat(frames, ignore_index=True), day)
+    return _day_frame(day, [read_arrow(part, columns=columns, fix=REINGEST) for part in parts])
+
+
+def _day_frame(day: dt.date | str, tables: list[pa.Table]) -> pd.DataFrame:
+    """One day's files as one frame: each file converted on its own, then concatenated."""
+    return _normalize_events(pd.concat([t.to_pandas() for t in tables], ignore_index=True), str(day))
 
 
 # Consecutive days converted to pandas together, up to this many rows: a sparse log (MovieLens:
-# thousands of days of a few dozen rows) pays the per-frame conversion once per group, not per day,
-# while memory stays bounded by the group or by one day, whichever is larger.
+# thousands of days of a few dozen rows) pays the per-frame conversion once per group, not per day.
+# Memory stays bounded by the group or by one day, whichever is larger.
 DAY_GROUP_ROWS = 100_000
 
 
@@ -130,47 +134,74 @@ def iter_event_days(
     end: dt.date | None = None,
     columns: list[str] | None = None,
 ) -> Iterator[tuple[dt.date, pd.DataFrame]]:
-    """Yield (day, events) for days in [start, end) in order, each day's rows in file order; only
-    a group of small consecutive days (or one day) is in memory at a time."""
+    """Yield (day, events) for days in [start, end) in order, each exactly as :func:`read_event_day`
+    returns it; only a group of small consecutive days (or one day) is in memory at a time."""
     days = [d for d in list_days(root) if (start is None or d >= start) and (end is None or d < end)]
     if is_s3_uri(str(root)):
         for day in days:
             yield day, read_event_day(root, day, columns=columns)
         return
-    group: list[tuple[dt.date, list[pa.Table]]] = []
-    rows = 0
+    group = _DayGroup()
     for day in days:
         parts = day_parts(root, day)
         if not parts:
             raise FileNotFoundError(f"no parquet files for ds={day} under {root}")
         tables = [read_arrow(part, columns=columns, fix=REINGEST) for part in parts]
-        group.append((day, tables))
-        rows += sum(t.num_rows for t in tables)
-        if rows >= DAY_GROUP_ROWS:
-            yield from _split_group(group)
-            group, rows = [], 0
-    yield from _split_group(group)
+        if not group.accepts(tables):
+            yield from group.flush()
+        if _conversion_key(tables) is None or sum(t.num_rows for t in tables) >= DAY_GROUP_ROWS:
+            yield day, _day_frame(day, tables)  # converted alone, as read_event_day converts it
+        else:
+            group.add(day, tables)
+        del tables
+    yield from group.flush()
 
 
-def _split_group(group: list[tuple[dt.date, list[pa.Table]]]) -> Iterator[tuple[dt.date, pd.DataFrame]]:
-    """The days of ``group`` as :func:`read_event_day` returns them, converted in one pass."""
-    if not group:
-        return
-    tables = [t for _, day_tables in group for t in day_tables]
-    try:
-        whole = pa.concat_tables(tables, promote_options="default")
-    except pa.ArrowException:  # files of one log with schemas that do not unify: day by day
-        for day, day_tables in group:
-            frame = pd.concat([t.to_pandas() for t in day_tables], ignore_index=True)
-            yield day, _normalize_events(frame, str(day))
-        return
-    counts = [sum(t.num_rows for t in day_tables) for _, day_tables in group]
-    frame = whole.to_pandas()
-    frame["ds"] = np.repeat([str(day) for day, _ in group], counts)
-    frame = _normalize_events(frame)
-    bounds = np.concatenate([[0], np.cumsum(counts)])
-    for (day, _), a, b in zip(group, bounds[:-1], bounds[1:], strict=True):
-        yield day, frame.iloc[a:b].reset_index(drop=True)
+def _conversion_key(tables: list[pa.Table]) -> tuple | None:
+    """What decides the pandas dtypes of a day's conversion: the schema with its pandas metadata, and
+    whether each integer or boolean column holds a null (it then converts to float / object). None
+    when the day's own files differ: such a day is converted file by file, alone."""
+    keys = {(t.schema, tuple(sorted((t.schema.metadata or {}).items())),  # pandas dtypes are in the metadata
+             tuple(t.column(i).null_count > 0 for i, f in enumerate(t.schema)
+                   if pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)))
+            for t in tables}
+    return keys.pop() if len(keys) == 1 else None
+
+
+class _DayGroup:
+    """Consecutive days whose files convert to the same dtypes, converted in one pass."""
+
+    def __init__(self) -> None:
+        self.days: list[tuple[dt.date, int]] = []
+        self.tables: list[pa.Table] = []
+        self.key: tuple | None = None
+        self.rows = 0
+
+    def accepts(self, tables: list[pa.Table]) -> bool:
+        rows = sum(t.num_rows for t in tables)
+        return not self.days or (_conversion_key(tables) == self.key and self.rows + rows < DAY_GROUP_ROWS)
+
+    def add(self, day: dt.date, tables: list[pa.Table]) -> None:
+        rows = sum(t.num_rows for t in tables)
+        self.days.append((day, rows))
+        self.tables += tables
+        self.key, self.rows = _conversion_key(tables), self.rows + rows
+
+    def flush(self) -> Iterator[tuple[dt.date, pd.DataFrame]]:
+        days, tables = self.days, self.tables
+        self.__init__()
+        if not days:
+            return
+        whole = pa.concat_tables(tables)
+        del tables  # the Arrow buffers go as soon as the pandas frame exists
+        frame = whole.to_pandas()
+        del whole
+        counts = [rows for _, rows in days]
+        frame["ds"] = np.repeat([str(day) for day, _ in days], counts)
+        frame = _normalize_events(frame)
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        for (day, _), a, b in zip(days, bounds[:-1], bounds[1:], strict=True):
+            yield day, frame.iloc[a:b].reset_index(drop=True)
 
 
 def read_events(

@@ -42,6 +42,8 @@ def batch_bounds(rows: int, batch_size: int) -> list[tuple[int, int]]:
     BatchNorm cannot train on a single row (sparse months of a real log leave such tails). A lone
     last impression joins the batch before it; a share of one impression alone is left out. The
     rule depends on the row count only, so every DDP rank still makes the same number of steps."""
+    if batch_size < 2:
+        raise ValueError(f"batch size {batch_size}: the ranker's BatchNorm needs at least 2 rows a batch")
     bounds = [(start, min(start + batch_size, rows)) for start in range(0, rows, batch_size)]
     if bounds and bounds[-1][1] - bounds[-1][0] == 1:
         bounds.pop()
@@ -84,7 +86,8 @@ class DayStream(IterableDataset):
             arrays = encode_batch(samples, self.features, self.vocab, self.prior_strength)
             order = rng.permutation(len(samples)) if self.shuffle else np.arange(len(samples))
             order = order[:len(order) - len(order) % self.world][self.rank::self.world]
-            batch_size = max(1, self.batch_size // self.world)  # the global batch, rounded down to a multiple of the ranks
+            # the global batch, rounded down to a multiple of the ranks (2 rows at least: BatchNorm)
+            batch_size = max(2, self.batch_size // self.world)
             for start, stop in batch_bounds(len(order), batch_size):
                 idx = order[start:stop]
                 yield to_tensors({k: v[idx] for k, v in arrays.items()})

@@ -193,7 +193,8 @@ def train_ranker(params: Params, ws: Workspace, previous_dir: Path | None = None
                            parameters=sum(p.numel() for p in module.parameters()),
                            device=str(trainer.strategy.root_device))
             if not module.curve:
-                raise ValueError("no training samples produced: the training window holds no impressions")
+                raise ValueError("no training samples produced: the training window holds fewer than 2 impressions "
+                                 "per training process (a batch needs 2 rows)")
         write_meta(staging, meta)
     summary["trained_until"] = str(train_end)
     return summary
