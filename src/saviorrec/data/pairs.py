@@ -14,13 +14,18 @@ Two items form a pair when one user clicked both within ``window_days`` and with
 - ``cap_per_item``: each item takes part in at most this many pairs (its heaviest ones, in
   either role); a pair is kept only if it is within the cap of both of its items.
 
-train_encoder writes the pairs it trained on and its holdout to one Parquet file
+train_encoder mines them with ``mine_pairs_from_days``: the same pairs as ``mine_pairs`` on the whole
+log, streamed from the day partitions by blocks of users, so the click log is never in memory at once.
+It writes the pairs it trained on and its holdout to one Parquet file
 (``paths.pairs``, a ``split`` column "train" / "holdout"); build_codebook reads them back.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,26 +41,59 @@ TRAIN, HOLDOUT, COLD = "train", "holdout", "cold"
 _NS_PER_DAY = 86_400 * 10**9
 CLICK_COLUMNS = ["event_id", "user_id", "item_id", "ts", "click", "conversion"]
 
+# Streamed mining (mine_pairs_from_days): the users are cut into blocks of at most about this many
+# co-click occurrences (the per-block working set), and into at most MAX_BLOCKS spill files.
+OCCURRENCES_PER_BLOCK = 5_000_000
+MAX_BLOCKS = 512
+# One spilled click: what mining reads of it, in a fixed binary layout (np.fromfile reads it back).
+_SPILL_RECORD = np.dtype([("user_id", "<i8"), ("item_id", "<i8"), ("ts", "<i8"), ("conversion", "i1")])
+
+
+def _days_between(root: str | Path, start: dt.date | None, end: dt.date | None) -> list[dt.date]:
+    days = [d for d in io.list_days(root) if (start is None or d >= start) and (end is None or d < end)]
+    if not days:
+        raise FileNotFoundError(f"no event partitions in [{start}, {end}) under {root}")
+    return days
+
+
+def _day_clicks(root: str | Path, day: dt.date) -> pd.DataFrame:
+    """One day's clicks (``CLICK_COLUMNS``) in (ts, event_id) order."""
+    events = io.read_event_day(root, day, columns=CLICK_COLUMNS)
+    clicks = events.loc[events["click"] == 1, CLICK_COLUMNS]
+    return clicks.sort_values(["ts", "event_id"], kind="stable")
+
 
 def read_clicks(root: str | Path, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
     """The clicks of days [start, end) under the events root ``root`` (``CLICK_COLUMNS``, in (ds, ts,
     event_id) order as ``io.read_events`` returns them), read one day partition at a time: only the
     clicks are kept, so memory grows with the clicks, never with the impressions of the log."""
-    days = [d for d in io.list_days(root) if (start is None or d >= start) and (end is None or d < end)]
-    if not days:
-        raise FileNotFoundError(f"no event partitions in [{start}, {end}) under {root}")
+    days = _days_between(root, start, end)
     frames = []
     with Progress(f"reading the clicks of {len(days)} days", total=len(days), unit="day") as bar:
         for day in days:
-            events = io.read_event_day(root, day, columns=CLICK_COLUMNS)
-            clicks = events.loc[events["click"] == 1, CLICK_COLUMNS]
-            frames.append(clicks.sort_values(["ts", "event_id"], kind="stable"))
+            frames.append(_day_clicks(root, day))
             bar.update(1)
     return pd.concat(frames, ignore_index=True)
 
 
+def count_clicks(root: str | Path, start: dt.date | None = None, end: dt.date | None = None) -> int:
+    """How many clicks days [start, end) hold, reading only the ``click`` column."""
+    days = _days_between(root, start, end)
+    total = 0
+    with Progress(f"counting the clicks of {len(days)} days", total=len(days), unit="day") as bar:
+        for day in days:
+            total += int((io.read_event_day(root, day, columns=["click"])["click"] == 1).sum())
+            bar.update(1)
+    return total
+
+
 def _clicks_before(events: pd.DataFrame, end: dt.date | None) -> pd.DataFrame:
     clicks = events.loc[events["click"] == 1, ["user_id", "item_id", "ts", "conversion"]]
+    return _in_user_order(clicks, end)
+
+
+def _in_user_order(clicks: pd.DataFrame, end: dt.date | None) -> pd.DataFrame:
+    """``clicks`` strictly before ``end``, each user's in time order (what _co_clicks shifts over)."""
     if end is not None:
         cutoff = pd.Timestamp(end, tz="UTC")
         ts = pd.to_datetime(clicks["ts"], utc=True)
@@ -103,6 +141,69 @@ def _cap(pairs: pd.DataFrame, cap: int) -> pd.DataFrame:
     return pairs.iloc[np.sort(worst.index[worst.to_numpy() < cap].to_numpy())]
 
 
+_GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer on uint64 (wrapping arithmetic: the caller silences overflow)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+class _PairTotals:
+    """Pair counts summed over groups of users, each user's clicks all in one group: co-click pairs
+    and item popularity are per user, so the groups' sums are the whole log's.
+
+    Memory holds the distinct pairs and the catalog, never the clicks. A pair's weight is kept as
+    its number of users at each possible per-user weight (an occurrence weighs 1, the conversion
+    weight or their mean), so the totals are exact integers and do not depend on how the users
+    were grouped or in which order the groups came.
+    """
+
+    def __init__(self, cfg: Pairs):
+        self.cfg = cfg
+        self.levels = np.unique([1.0, (1.0 + cfg.conversion_weight) / 2.0, float(cfg.conversion_weight)])
+        self.level_columns = [f"users_at_level_{i}" for i in range(len(self.levels))]
+        self.pairs = pd.DataFrame({c: pd.Series(dtype="int64") for c in ["trigger", "target", *self.level_columns]})
+        self.popularity = pd.Series(dtype="int64")  # item_id -> distinct users who clicked it
+
+    def add(self, clicks: pd.DataFrame) -> None:
+        """Count the pairs of ``clicks`` (in ``_in_user_order``): every click of the users it holds."""
+        item_users = clicks.groupby("item_id")["user_id"].nunique()
+        self.popularity = self.popularity.add(item_users, fill_value=0).astype("int64")
+        occ = _co_clicks(clicks, self.cfg)
+        if occ.empty:
+            return
+        per_user = occ.groupby(["user_id", "trigger", "target"], sort=False)["w"].max().reset_index()
+        level = np.searchsorted(self.levels, per_user["w"].to_numpy())
+        counts = pd.DataFrame({"trigger": per_user["trigger"].to_numpy(np.int64),
+                               "target": per_user["target"].to_numpy(np.int64)})
+        for i, column in enumerate(self.level_columns):
+            counts[column] = (level == i).astype(np.int64)
+        merged = pd.concat([self.pairs, counts], ignore_index=True)
+        self.pairs = merged.groupby(["trigger", "target"], sort=True).sum().reset_index()
+
+    def finish(self) -> pd.DataFrame:
+        """DataFrame[trigger, target, support, weight] in (trigger, target) order: support filter,
+        popularity correction and per-item cap applied."""
+        if self.pairs.empty:
+            return pd.DataFrame({c: pd.Series(dtype="int64" if c != "weight" else "float64") for c in PAIR_COLUMNS})
+        counts = self.pairs[self.level_columns].to_numpy()
+        weight = np.zeros(len(counts))
+        for i, level in enumerate(self.levels):  # one level at a time, always in this order: reproducible
+            weight += counts[:, i] * level
+        pairs = pd.DataFrame({"trigger": self.pairs["trigger"], "target": self.pairs["target"],
+                              "support": counts.sum(axis=1), "weight": weight})
+        pairs = pairs.loc[pairs["support"] >= self.cfg.min_support]
+        popularity = self.popularity
+        pop = popularity.reindex(pairs["trigger"]).to_numpy(float) * popularity.reindex(pairs["target"]).to_numpy(float)
+        pairs = pairs.assign(weight=pairs["weight"].to_numpy(float) / pop ** self.cfg.popularity_alpha)
+        pairs = _cap(pairs.reset_index(drop=True), self.cfg.cap_per_item)
+        pairs = pairs.astype({"trigger": "int64", "target": "int64", "support": "int64", "weight": "float64"})
+        return pairs[PAIR_COLUMNS].reset_index(drop=True)
+
+
 def mine_pairs(events: pd.DataFrame, cfg: Pairs, end: dt.date | None = None) -> pd.DataFrame:
     """DataFrame[trigger, target, support, weight] from clicks strictly before ``end`` (``events``: the
     log or only its clicks, :func:`read_clicks`).
@@ -110,29 +211,93 @@ def mine_pairs(events: pd.DataFrame, cfg: Pairs, end: dt.date | None = None) -> 
     Returns an empty frame (same columns) when nothing qualifies; the caller decides
     whether that is an error.
     """
-    clicks = _clicks_before(events, end)
-    occ = _co_clicks(clicks, cfg)
-    if occ.empty:
-        return pd.DataFrame({c: pd.Series(dtype="int64" if c != "weight" else "float64") for c in PAIR_COLUMNS})
-    per_user = occ.groupby(["user_id", "trigger", "target"], sort=False)["w"].max().reset_index()
-    pairs = per_user.groupby(["trigger", "target"], sort=True).agg(support=("w", "size"), weight=("w", "sum")).reset_index()
-    pairs = pairs.loc[pairs["support"] >= cfg.min_support]
-    popularity = clicks.groupby("item_id")["user_id"].nunique()
-    pop = popularity.reindex(pairs["trigger"]).to_numpy(float) * popularity.reindex(pairs["target"]).to_numpy(float)
-    pairs = pairs.assign(weight=pairs["weight"].to_numpy(float) / pop ** cfg.popularity_alpha)
-    pairs = _cap(pairs.reset_index(drop=True), cfg.cap_per_item)
-    pairs = pairs.astype({"trigger": "int64", "target": "int64", "support": "int64", "weight": "float64"})
-    return pairs[PAIR_COLUMNS].reset_index(drop=True)
+    totals = _PairTotals(cfg)
+    totals.add(_clicks_before(events, end))
+    return totals.finish()
+
+
+def user_blocks(user_ids: np.ndarray, blocks: int) -> np.ndarray:
+    """The block (0 .. blocks - 1) of each user id: splitmix64 of the id, the same in every process
+    (unlike Python's salted ``hash``)."""
+    with np.errstate(over="ignore"):
+        x = _splitmix64(user_ids.astype(np.uint64) + np.uint64(_GOLDEN_GAMMA))
+    return (x % np.uint64(blocks)).astype(np.int64)
+
+
+def block_count(clicks: int, cfg: Pairs) -> int:
+    """User blocks for ``clicks`` clicks: a click starts at most ``max_gap_events`` occurrences, so a
+    block of ``OCCURRENCES_PER_BLOCK`` occurrences holds about that many / max_gap_events clicks."""
+    occurrences = clicks * max(cfg.max_gap_events, 1)
+    return int(min(MAX_BLOCKS, max(1, math.ceil(occurrences / OCCURRENCES_PER_BLOCK))))
+
+
+def _spill_by_user_block(root: str | Path, days: list[dt.date], blocks: int, folder: Path) -> list[Path]:
+    """Append each day's clicks to the file of their user's block, days in order and each day in
+    (ts, event_id) order: a block file holds its users' clicks in the order ``read_clicks`` gives them."""
+    files = [folder / f"block-{b:04d}.bin" for b in range(blocks)]
+    for file in files:
+        file.touch()
+    with Progress(f"spilling the clicks of {len(days)} days into {blocks} user blocks", total=len(days),
+                  unit="day") as bar:
+        for day in days:
+            clicks = _day_clicks(root, day)
+            records = np.empty(len(clicks), _SPILL_RECORD)
+            records["user_id"] = clicks["user_id"].to_numpy(np.int64)
+            records["item_id"] = clicks["item_id"].to_numpy(np.int64)
+            records["ts"] = clicks["ts"].to_numpy("datetime64[ns]").astype(np.int64)
+            records["conversion"] = clicks["conversion"].fillna(0).to_numpy(np.int8)
+            block = user_blocks(records["user_id"], blocks)
+            order = np.argsort(block, kind="stable")  # stable: keeps the day's click order within a block
+            bounds = np.searchsorted(block[order], np.arange(blocks + 1))
+            for b in np.flatnonzero(np.diff(bounds)):
+                with open(files[b], "ab") as out:
+                    records[order[bounds[b]:bounds[b + 1]]].tofile(out)
+            bar.update(1)
+    return files
+
+
+def _read_spilled(file: Path) -> pd.DataFrame:
+    records = np.fromfile(file, _SPILL_RECORD)
+    return pd.DataFrame({
+        "user_id": records["user_id"],
+        "item_id": records["item_id"],
+        "ts": pd.to_datetime(records["ts"], utc=True),
+        "conversion": records["conversion"],
+    })
+
+
+def _spilled_blocks(files: list[Path], end: dt.date | None) -> Iterator[pd.DataFrame]:
+    with Progress(f"mining the pairs of {len(files)} user blocks", total=len(files), unit="block") as bar:
+        for file in files:
+            yield _in_user_order(_read_spilled(file), end)
+            bar.update(1)
+
+
+def mine_pairs_from_days(root: str | Path, cfg: Pairs, end: dt.date, blocks: int | None = None) -> pd.DataFrame:
+    """:func:`mine_pairs` of the clicks of the days before ``end`` under the events root ``root``, the
+    same rows in the same order, without the click log in memory.
+
+    Two passes over the day partitions: the first counts the clicks, which sets the number of user
+    blocks (``blocks`` overrides it); the second spills each day's clicks to a temporary file per
+    block of users (by a hash of the user id). Each block is then mined on its own and its counts
+    added up: a user's pairs all come from their own clicks, so they all come out of one block.
+    Memory grows with a block, the distinct pairs and the catalog, not with the log.
+    """
+    days = _days_between(root, None, end)
+    blocks = blocks or block_count(count_clicks(root, end=end), cfg)
+    totals = _PairTotals(cfg)
+    with tempfile.TemporaryDirectory(prefix="saviorrec-pairs-") as folder:
+        files = _spill_by_user_block(root, days, blocks, Path(folder))
+        for clicks in _spilled_blocks(files, end):
+            totals.add(clicks)
+    return totals.finish()
 
 
 def _pair_hash(trigger: np.ndarray, target: np.ndarray, seed: int) -> np.ndarray:
     """A uniform [0, 1) number per pair that depends only on (pair, seed): splitmix64."""
     with np.errstate(over="ignore"):
-        x = (trigger.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ target.astype(np.uint64)
-        x = x + np.uint64(seed % 2**63) + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        x = x ^ (x >> np.uint64(31))
+        x = (trigger.astype(np.uint64) * np.uint64(_GOLDEN_GAMMA)) ^ target.astype(np.uint64)
+        x = _splitmix64(x + np.uint64(seed % 2**63) + np.uint64(_GOLDEN_GAMMA))
     return (x >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 

@@ -32,7 +32,13 @@ import torch
 
 from saviorrec.config import Params
 from saviorrec.data import io
-from saviorrec.data.pairs import encoder_pair_splits, listed_before, mine_pairs, read_clicks, write_pairs
+from saviorrec.data.pairs import (
+    count_clicks,
+    encoder_pair_splits,
+    listed_before,
+    mine_pairs_from_days,
+    write_pairs,
+)
 from saviorrec.data.vectors import vectors_frame
 from saviorrec.metrics.retrieval import retrieval_report
 from saviorrec.metrics.retrieval_sets import retrieval_sets
@@ -68,17 +74,17 @@ def train_encoder(params: Params, ws: Workspace, ckpt_path: str | Path | None = 
     out_dir = Path(ws.path("encoder"))
     checkpoints = prepare_checkpoints(out_dir, ckpt_path)
     train_end, _eval_end = ws.split()
-    clicks = read_clicks(ws.path("events"), end=train_end)  # day by day: the impressions are never all in memory
     items = io.read_items(ws.path("items")).sort_values("item_id", kind="stable").reset_index(drop=True)
 
-    pairs = mine_pairs(clicks, params.pairs, train_end)
+    # streamed by blocks of users: memory grows with the distinct pairs, not with the click log
+    pairs = mine_pairs_from_days(ws.path("events"), params.pairs, train_end)
     if pairs.empty:
+        clicks = count_clicks(ws.path("events"), end=train_end)  # one more pass, on this error path only
         raise StageError(
-            f"no item pairs mined from {len(clicks)} clicks before {train_end}: "
+            f"no item pairs mined from {clicks} clicks before {train_end}: "
             "no user clicked two different items within the window. Loosen pairs.window_days, "
             "pairs.max_gap_events or pairs.min_support (or provide more days of events)."
         )
-    del clicks  # not needed while the encoder trains
     splits = encoder_pair_splits(pairs, items, train_end, params.pairs.holdout_fraction, cfg.cold_item_fraction,
                                  params.seed)
     train_pairs, holdout, cold_pairs, cold_ids = splits["train"], splits["holdout"], splits["cold"], splits["cold_ids"]
