@@ -258,11 +258,12 @@ def _spill_by_user_block(root: str | Path, days: list[dt.date], blocks: int, fol
 
 def _read_spilled(file: Path) -> pd.DataFrame:
     records = np.fromfile(file, _SPILL_RECORD)
+    column = {name: np.ascontiguousarray(records[name]) for name in _SPILL_RECORD.names}  # fields are strided views
     return pd.DataFrame({
-        "user_id": records["user_id"],
-        "item_id": records["item_id"],
-        "ts": pd.to_datetime(records["ts"], utc=True),
-        "conversion": records["conversion"],
+        "user_id": column["user_id"],
+        "item_id": column["item_id"],
+        "ts": pd.DatetimeIndex(column["ts"].view("datetime64[ns]"), tz="UTC"),
+        "conversion": column["conversion"],
     })
 
 
