@@ -172,17 +172,24 @@ class _PairTotals:
         """Count the pairs of ``clicks`` (in ``_in_user_order``): every click of the users it holds."""
         item_users = clicks.groupby("item_id")["user_id"].nunique()
         self.popularity = self.popularity.add(item_users, fill_value=0).astype("int64")
-        occ = _co_clicks(clicks, self.cfg)
-        if occ.empty:
+        counts = self._user_counts(clicks)
+        if counts.empty:
             return
-        per_user = occ.groupby(["user_id", "trigger", "target"], sort=False)["w"].max().reset_index()
-        level = np.searchsorted(self.levels, per_user["w"].to_numpy())
-        counts = pd.DataFrame({"trigger": per_user["trigger"].to_numpy(np.int64),
-                               "target": per_user["target"].to_numpy(np.int64)})
+        merged = pd.concat([self.pairs, counts], ignore_index=True)
+        self.pairs = counts = None  # the concatenation holds both: free them before grouping
+        self.pairs = merged.groupby(["trigger", "target"], sort=True).sum().reset_index()
+
+    def _user_counts(self, clicks: pd.DataFrame) -> pd.DataFrame:
+        """One row per (user, pair) of ``clicks``: the pair and a 1 in the column of the user's weight
+        level. A function of its own so the block's occurrences are freed before the merge."""
+        occ = _co_clicks(clicks, self.cfg)
+        per_user = occ.groupby(["user_id", "trigger", "target"], sort=False)["w"].max()
+        level = np.searchsorted(self.levels, per_user.to_numpy())
+        counts = pd.DataFrame({"trigger": per_user.index.get_level_values("trigger").to_numpy(np.int64),
+                               "target": per_user.index.get_level_values("target").to_numpy(np.int64)})
         for i, column in enumerate(self.level_columns):
             counts[column] = (level == i).astype(np.int64)
-        merged = pd.concat([self.pairs, counts], ignore_index=True)
-        self.pairs = merged.groupby(["trigger", "target"], sort=True).sum().reset_index()
+        return counts
 
     def finish(self) -> pd.DataFrame:
         """DataFrame[trigger, target, support, weight] in (trigger, target) order: support filter,
