@@ -193,20 +193,22 @@ class _PairTotals:
 
     def finish(self) -> pd.DataFrame:
         """DataFrame[trigger, target, support, weight] in (trigger, target) order: support filter,
-        popularity correction and per-item cap applied."""
-        if self.pairs.empty:
+        popularity correction and per-item cap applied. The last call: it hands the totals over."""
+        totals, self.pairs = self.pairs, None
+        if totals.empty:
             return pd.DataFrame({c: pd.Series(dtype="int64" if c != "weight" else "float64") for c in PAIR_COLUMNS})
-        counts = self.pairs[self.level_columns].to_numpy()
+        counts = totals[self.level_columns].to_numpy()
+        support = counts.sum(axis=1)
         weight = np.zeros(len(counts))
         for i, level in enumerate(self.levels):  # one level at a time, always in this order: reproducible
             weight += counts[:, i] * level
-        pairs = pd.DataFrame({"trigger": self.pairs["trigger"], "target": self.pairs["target"],
-                              "support": counts.sum(axis=1), "weight": weight})
-        pairs = pairs.loc[pairs["support"] >= self.cfg.min_support]
-        popularity = self.popularity
-        pop = popularity.reindex(pairs["trigger"]).to_numpy(float) * popularity.reindex(pairs["target"]).to_numpy(float)
-        pairs = pairs.assign(weight=pairs["weight"].to_numpy(float) / pop ** self.cfg.popularity_alpha)
-        pairs = _cap(pairs.reset_index(drop=True), self.cfg.cap_per_item)
+        kept = support >= self.cfg.min_support
+        trigger, target = totals["trigger"].to_numpy()[kept], totals["target"].to_numpy()[kept]
+        del totals, counts  # the pair table is the biggest thing held: one copy at a time
+        pop = self.popularity.reindex(trigger).to_numpy(float) * self.popularity.reindex(target).to_numpy(float)
+        pairs = pd.DataFrame({"trigger": trigger, "target": target, "support": support[kept],
+                              "weight": weight[kept] / pop ** self.cfg.popularity_alpha})
+        pairs = _cap(pairs, self.cfg.cap_per_item)
         pairs = pairs.astype({"trigger": "int64", "target": "int64", "support": "int64", "weight": "float64"})
         return pairs[PAIR_COLUMNS].reset_index(drop=True)
 
