@@ -128,17 +128,16 @@ def _co_clicks(clicks: pd.DataFrame, cfg: Pairs) -> pd.DataFrame:
 
 def _cap(pairs: pd.DataFrame, cap: int) -> pd.DataFrame:
     """Keep pairs within the top ``cap`` (by weight) of both their items."""
-    idx = np.arange(len(pairs))
-    long = pd.DataFrame({
-        "pair": np.concatenate([idx, idx]),
-        "item": np.concatenate([pairs["trigger"].to_numpy(), pairs["target"].to_numpy()]),
-        "weight": np.concatenate([pairs["weight"].to_numpy(), pairs["weight"].to_numpy()]),
-    })
-    # ties broken by pair index (pairs are sorted by id) so the cut is deterministic
-    long = long.sort_values(["item", "weight", "pair"], ascending=[True, False, True], kind="stable")
-    long["rank"] = long.groupby("item").cumcount()
-    worst = long.groupby("pair")["rank"].max()
-    return pairs.iloc[np.sort(worst.index[worst.to_numpy() < cap].to_numpy())]
+    n = len(pairs)
+    item = np.concatenate([pairs["trigger"].to_numpy(), pairs["target"].to_numpy()])
+    weight = np.tile(pairs["weight"].to_numpy(float), 2)
+    # by item, heaviest first; ties broken by pair index (pairs are sorted by id) so the cut is deterministic
+    order = np.lexsort((np.tile(np.arange(n), 2), -weight, item))
+    sorted_item = item[order]
+    starts = np.flatnonzero(np.r_[True, sorted_item[1:] != sorted_item[:-1]])
+    rank = np.empty(2 * n, np.int64)
+    rank[order] = np.arange(2 * n) - np.repeat(starts, np.diff(np.r_[starts, 2 * n]))  # place within its item
+    return pairs.iloc[np.flatnonzero(np.maximum(rank[:n], rank[n:]) < cap)]
 
 
 _GOLDEN_GAMMA = 0x9E3779B97F4A7C15
