@@ -56,33 +56,31 @@ def _days_between(root: str | Path, start: dt.date | None, end: dt.date | None) 
     return days
 
 
-def _day_clicks(root: str | Path, day: dt.date) -> pd.DataFrame:
-    """One day's clicks (``CLICK_COLUMNS``) in (ts, event_id) order."""
-    events = io.read_event_day(root, day, columns=CLICK_COLUMNS)
-    clicks = events.loc[events["click"] == 1, CLICK_COLUMNS]
-    return clicks.sort_values(["ts", "event_id"], kind="stable")
+def _clicks_by_day(root: str | Path, start: dt.date | None, end: dt.date | None, what: str) -> Iterator[pd.DataFrame]:
+    """Each day's clicks (``CLICK_COLUMNS``) in (ts, event_id) order, days in order, streamed; ``what``
+    names the step on the progress line."""
+    days = _days_between(root, start, end)
+    with Progress(f"{what} ({len(days)} days)", total=len(days), unit="day") as bar:
+        for _day, events in io.iter_event_days(root, start, end, columns=CLICK_COLUMNS):
+            clicks = events.loc[events["click"] == 1, CLICK_COLUMNS]
+            yield clicks.sort_values(["ts", "event_id"], kind="stable")
+            bar.update(1)
 
 
 def read_clicks(root: str | Path, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
     """The clicks of days [start, end) under the events root ``root`` (``CLICK_COLUMNS``, in (ds, ts,
-    event_id) order as ``io.read_events`` returns them), read one day partition at a time: only the
+    event_id) order as ``io.read_events`` returns them), streamed by day partitions: only the
     clicks are kept, so memory grows with the clicks, never with the impressions of the log."""
-    days = _days_between(root, start, end)
-    frames = []
-    with Progress(f"reading the clicks of {len(days)} days", total=len(days), unit="day") as bar:
-        for day in days:
-            frames.append(_day_clicks(root, day))
-            bar.update(1)
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(list(_clicks_by_day(root, start, end, "reading the clicks")), ignore_index=True)
 
 
 def count_clicks(root: str | Path, start: dt.date | None = None, end: dt.date | None = None) -> int:
     """How many clicks days [start, end) hold, reading only the ``click`` column."""
     days = _days_between(root, start, end)
     total = 0
-    with Progress(f"counting the clicks of {len(days)} days", total=len(days), unit="day") as bar:
-        for day in days:
-            total += int((io.read_event_day(root, day, columns=["click"])["click"] == 1).sum())
+    with Progress(f"counting the clicks ({len(days)} days)", total=len(days), unit="day") as bar:
+        for _day, events in io.iter_event_days(root, start, end, columns=["click"]):
+            total += int((events["click"] == 1).sum())
             bar.update(1)
     return total
 
@@ -239,28 +237,24 @@ def block_count(clicks: int, cfg: Pairs) -> int:
     return int(min(MAX_BLOCKS, max(1, math.ceil(occurrences / OCCURRENCES_PER_BLOCK))))
 
 
-def _spill_by_user_block(root: str | Path, days: list[dt.date], blocks: int, folder: Path) -> list[Path]:
+def _spill_by_user_block(root: str | Path, end: dt.date, blocks: int, folder: Path) -> list[Path]:
     """Append each day's clicks to the file of their user's block, days in order and each day in
     (ts, event_id) order: a block file holds its users' clicks in the order ``read_clicks`` gives them."""
     files = [folder / f"block-{b:04d}.bin" for b in range(blocks)]
     for file in files:
         file.touch()
-    with Progress(f"spilling the clicks of {len(days)} days into {blocks} user blocks", total=len(days),
-                  unit="day") as bar:
-        for day in days:
-            clicks = _day_clicks(root, day)
-            records = np.empty(len(clicks), _SPILL_RECORD)
-            records["user_id"] = clicks["user_id"].to_numpy(np.int64)
-            records["item_id"] = clicks["item_id"].to_numpy(np.int64)
-            records["ts"] = clicks["ts"].to_numpy("datetime64[ns]").astype(np.int64)
-            records["conversion"] = clicks["conversion"].fillna(0).to_numpy(np.int8)
-            block = user_blocks(records["user_id"], blocks)
-            order = np.argsort(block, kind="stable")  # stable: keeps the day's click order within a block
-            bounds = np.searchsorted(block[order], np.arange(blocks + 1))
-            for b in np.flatnonzero(np.diff(bounds)):
-                with open(files[b], "ab") as out:
-                    records[order[bounds[b]:bounds[b + 1]]].tofile(out)
-            bar.update(1)
+    for clicks in _clicks_by_day(root, None, end, f"spilling the clicks into {blocks} user blocks"):
+        records = np.empty(len(clicks), _SPILL_RECORD)
+        records["user_id"] = clicks["user_id"].to_numpy(np.int64)
+        records["item_id"] = clicks["item_id"].to_numpy(np.int64)
+        records["ts"] = clicks["ts"].to_numpy("datetime64[ns]").astype(np.int64)
+        records["conversion"] = clicks["conversion"].fillna(0).to_numpy(np.int8)
+        block = user_blocks(records["user_id"], blocks)
+        order = np.argsort(block, kind="stable")  # stable: keeps the day's click order within a block
+        bounds = np.searchsorted(block[order], np.arange(blocks + 1))
+        for b in np.flatnonzero(np.diff(bounds)):
+            with open(files[b], "ab") as out:
+                records[order[bounds[b]:bounds[b + 1]]].tofile(out)
     return files
 
 
@@ -292,11 +286,10 @@ def mine_pairs_from_days(root: str | Path, cfg: Pairs, end: dt.date, blocks: int
     added up: a user's pairs all come from their own clicks, so they all come out of one block.
     Memory grows with a block, the distinct pairs and the catalog, not with the log.
     """
-    days = _days_between(root, None, end)
     blocks = blocks or block_count(count_clicks(root, end=end), cfg)
     totals = _PairTotals(cfg)
     with tempfile.TemporaryDirectory(prefix="saviorrec-pairs-") as folder:
-        files = _spill_by_user_block(root, days, blocks, Path(folder))
+        files = _spill_by_user_block(root, end, blocks, Path(folder))
         for clicks in _spilled_blocks(files, end):
             totals.add(clicks)
     return totals.finish()
