@@ -75,7 +75,7 @@ def pooled_metrics(root: Path, rows: list[dict]) -> tuple[dict[str, dict], list[
             missing.append(key)
             continue
         for variant, frame in scored.items():
-            frames[variant].append(frame.assign(step=key))
+            frames[variant].append(frame)
     report = {}
     for variant, parts in frames.items():
         metrics = clean(evaluate_predictions(pd.concat(parts, ignore_index=True), min_positives))

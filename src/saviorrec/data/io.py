@@ -147,12 +147,13 @@ def iter_event_days(
         if not parts:
             raise FileNotFoundError(f"no parquet files for ds={day} under {root}")
         tables = [read_arrow(part, columns=columns, fix=REINGEST) for part in parts]
-        if not group.accepts(tables):
+        key, rows = _conversion_key(tables), sum(t.num_rows for t in tables)
+        if not group.accepts(key, rows):
             yield from group.flush()
-        if _conversion_key(tables) is None or sum(t.num_rows for t in tables) >= DAY_GROUP_ROWS:
+        if key is None or rows >= DAY_GROUP_ROWS:
             yield day, _day_frame(day, tables)  # converted alone, as read_event_day converts it
         else:
-            group.add(day, tables)
+            group.add(day, tables, key, rows)
         del tables
     yield from group.flush()
 
@@ -177,15 +178,13 @@ class _DayGroup:
         self.key: tuple | None = None
         self.rows = 0
 
-    def accepts(self, tables: list[pa.Table]) -> bool:
-        rows = sum(t.num_rows for t in tables)
-        return not self.days or (_conversion_key(tables) == self.key and self.rows + rows < DAY_GROUP_ROWS)
+    def accepts(self, key: tuple | None, rows: int) -> bool:
+        return not self.days or (key == self.key and self.rows + rows < DAY_GROUP_ROWS)
 
-    def add(self, day: dt.date, tables: list[pa.Table]) -> None:
-        rows = sum(t.num_rows for t in tables)
+    def add(self, day: dt.date, tables: list[pa.Table], key: tuple, rows: int) -> None:
         self.days.append((day, rows))
         self.tables += tables
-        self.key, self.rows = _conversion_key(tables), self.rows + rows
+        self.key, self.rows = key, self.rows + rows
 
     def flush(self) -> Iterator[tuple[dt.date, pd.DataFrame]]:
         days, tables = self.days, self.tables
