@@ -14,7 +14,7 @@ import torch
 from training_faults import CrashAtEpoch
 
 from saviorrec.data import io
-from saviorrec.metrics.retrieval import hit_at_k
+from saviorrec.metrics.retrieval import hit_at_k, hits_at_k, sampled_triggers
 from saviorrec.metrics.stage_reports import details_file
 from saviorrec.models.attributes import build_vocabularies, encode_attributes
 from saviorrec.models.encoder import ItemEncoder, encoder_config
@@ -251,6 +251,25 @@ def test_hit_at_k_excludes_the_trigger_and_counts_both_directions():
     assert hit_at_k(ids, vectors, pd.DataFrame({"trigger": [10], "target": [12]}), k=1) == 0.0
     assert hit_at_k(ids, vectors, pd.DataFrame({"trigger": [10], "target": [12]}), k=3) == 1.0
     assert hit_at_k(ids, vectors, pd.DataFrame({"trigger": [1], "target": [2]}), k=3) is None
+
+
+def test_hit_at_k_beyond_the_trigger_cap_scores_exactly_the_sampled_triggers_queries():
+    rng = np.random.default_rng(3)
+    ids = np.arange(1000, 1400)
+    a, b = rng.normal(size=(400, 16)).astype(np.float32), rng.normal(size=(400, 16)).astype(np.float32)
+    pairs = pd.DataFrame({"trigger": rng.choice(ids, 900), "target": rng.choice(ids, 900)})
+    pairs = pairs[pairs.trigger != pairs.target]
+    triggers = np.concatenate([pairs["trigger"], pairs["target"]])  # both directions, the query order
+    distinct = len(np.unique(triggers))
+    # at or above the distinct triggers: every query, the exact search unchanged
+    np.testing.assert_array_equal(hits_at_k(ids, a, pairs, 10, max_triggers=distinct), hits_at_k(ids, a, pairs, 10))
+    cap = 50
+    kept = sampled_triggers(triggers, cap)
+    assert len(np.unique(triggers[kept])) == cap  # the search runs for `cap` trigger items, not for all of them
+    for vectors in (a, b):  # the same queries for any vectors, scored exactly as without the cap
+        capped = hits_at_k(ids, vectors, pairs, 10, max_triggers=cap)
+        np.testing.assert_array_equal(capped, hits_at_k(ids, vectors, pairs, 10)[kept])
+    np.testing.assert_array_equal(kept, sampled_triggers(triggers, cap))  # seeded: the same sample every call
 
 
 # ---- the stage -----------------------------------------------------------------------------

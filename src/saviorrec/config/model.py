@@ -147,6 +147,7 @@ class Encoder(Section):
     pairs_per_epoch: int | None = Field(default=None, ge=1)
     dropout: float = Field(ge=0.0, lt=1.0)
     hit_k: int = Field(ge=1)
+    hit_max_triggers: int | None = Field(default=8192, ge=1)  # hit@k scores a seeded sample of this many triggers
     warm_start: bool
     warm_start_epochs: int = Field(ge=1)
     warm_start_lr: float = Field(gt=0.0)
@@ -276,6 +277,7 @@ class Airflow(Section):
     gpu_pool_slots: int = Field(ge=1)
     # Defaults keep run folders written before these keys loadable.
     schedule: bool = False  # the scheduler creates the daily runs (else manual runs and backfills only)
+    ranker_warm_start: bool = False  # runs set ranker.warm_start and continue the last validated ranker
     scheduled_promote: PromotePolicy = "always"  # registry.promote of scheduled runs
     retries: int = Field(ge=0)
     retry_delay_minutes: float = Field(ge=0)
