@@ -15,6 +15,8 @@ validate_sids -> mark_validated -> train_ranker -> evaluate -> validate_model ->
   = the repository's params + this run's form); every task reads that folder from `prepare`'s XCom.
 - The encoder and codebook are retrained every `airflow.encoder_every_days`; other runs reuse
   the last validated ones (`reuse_encoder`).
+- `prepare` seeds the run with the ranker (and baseline) of the latest earlier run whose model
+  gate passed, else production's (`airflow.ranker_warm_start`): they train on the new day only.
 - `baseline` trains and scores the plain-content ranker (`baseline.variant`) on the same window;
   `validate_model` refuses a candidate whose new-item AUC is below it by more than the tolerance.
 - The gates (`validate_logs`, `validate_sids`, `validate_model`) log a verdict table and have a
@@ -120,9 +122,14 @@ def _stage(stage: str, **task_kwargs):
 def saviorrec_daily():
     @task(retries=0)
     def prepare() -> str:
-        """Validate the form server-side and create this logical date's workspace."""
+        """Validate the form server-side, create this logical date's workspace and seed it with
+        the last validated ranker (ranker.warm_start: the ranker trains on the new day only)."""
+        from pathlib import Path
+
         from saviorrec.orchestration.form import FormError, promote_policy, validate_form
+        from saviorrec.orchestration.ranker_warm_start import seed_run_rankers
         from saviorrec.orchestration.workspace import load_base_params, prepare_run_workspace
+        from saviorrec.workspace import Workspace
 
         context = get_current_context()
         base, _ = load_base_params()
@@ -135,6 +142,8 @@ def saviorrec_daily():
         except (FormError, ValueError) as err:
             raise AirflowFailException(str(err)) from None
         print(f"run workspace: {run.root} (evaluates {run.data_day}); {run_type} run, registry.promote={promote}")
+        ws = Workspace.open(run.root)
+        print(seed_run_rankers(ws, Path(ws.params.airflow.runs_root))["reason"])
         return str(run.root)
 
     @task.branch

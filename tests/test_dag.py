@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 
 import airflow_harness  # noqa: F401  (private AIRFLOW_HOME before airflow is imported)
 import pytest
@@ -228,6 +229,57 @@ def test_reuse_picks_latest_validated_earlier_run(tmp_path):
     empty.path("sids").unlink()
     with pytest.raises(FileNotFoundError, match="sids"):
         cadence.reuse_artifacts(cadence.ArtifactSource(empty, "run", None), target)
+
+
+def _ranker_run(root, day, gate_passed, overrides=None, warm_start=True):
+    root.mkdir(parents=True)
+    write_workspace_params(root, {"ranker.warm_start": warm_start, **(overrides or {})}, base=airflow_harness.PARAMS)
+    workspace.update_manifest(root, logical_date=day, data_day=day)
+    ws = Workspace.open(root)
+    for name in ("ranker", "baseline"):
+        ws.path(name).mkdir(parents=True)
+        (ws.path(name) / "model.ckpt").write_text(f"{name} of {day}")
+    if gate_passed is not None:
+        ws.path("gates").mkdir(parents=True, exist_ok=True)
+        (ws.path("gates") / "validate_model.json").write_text(f'{{"passed": {str(gate_passed).lower()}}}')
+    return ws
+
+
+def test_a_run_continues_the_latest_earlier_ranker_that_passed_the_model_gate(tmp_path):
+    from saviorrec.orchestration.ranker_warm_start import seed_run_rankers
+
+    runs = tmp_path / "runs"
+    _ranker_run(runs / "2024-03-01", "2024-03-01", True)
+    _ranker_run(runs / "2024-03-02", "2024-03-02", True)
+    _ranker_run(runs / "2024-03-03", "2024-03-03", False)  # its candidate was refused: never continued
+    _ranker_run(runs / "2024-03-04", "2024-03-04", None)  # its model gate never ran
+    _ranker_run(runs / "2024-03-05", "2024-03-05", True, {"seed": 7})  # another synthetic world
+    _ranker_run(runs / "2024-03-09", "2024-03-09", True)  # a later date: never continued
+    target = _ranker_run(runs / "2024-03-06", "2024-03-06", None)
+    for name in ("ranker", "baseline"):
+        shutil.rmtree(target.path(name))
+    record = seed_run_rankers(target, runs, use_production=False)
+    assert record["source"] == str(runs / "2024-03-02") and record["seeded"] == ["ranker", "baseline"]
+    for name in ("ranker", "baseline"):
+        assert (target.path(name) / "model.ckpt").read_text() == f"{name} of 2024-03-02"
+    assert workspace.read_manifest(target.root)["ranker_warm_start"] == record
+
+    first = _ranker_run(tmp_path / "alone" / "2024-03-01", "2024-03-01", None)
+    assert seed_run_rankers(first, tmp_path / "alone", use_production=False)["source"] is None
+    cold = _ranker_run(runs / "2024-03-07", "2024-03-07", None, warm_start=False)
+    shutil.rmtree(cold.path("ranker"))
+    assert seed_run_rankers(cold, runs, use_production=False)["source"] is None
+    assert not cold.path("ranker").exists()  # warm start off: the run trains cold, nothing copied
+
+
+def test_daily_runs_warm_start_the_ranker_unless_the_form_says_otherwise(base, monkeypatch, tmp_path):
+    monkeypatch.setenv("SAVIORREC_RUNS_ROOT", str(tmp_path / "runs"))
+    day = dt.datetime(2024, 3, 5, tzinfo=dt.UTC)
+    assert base.airflow.ranker_warm_start is True
+    run = workspace.prepare_run_workspace(day, form.validate_form({"preset": "tiny"}, base))
+    assert load_params(run.params_file).ranker.warm_start is True
+    cold = form.validate_form({"preset": "tiny", "overrides": {"ranker.warm_start": False}}, base)
+    assert load_params(workspace.prepare_run_workspace(day, cold).params_file).ranker.warm_start is False
 
 
 def test_only_retried_training_stages_resume_from_their_last_checkpoint():

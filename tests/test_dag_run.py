@@ -1,7 +1,8 @@
 """saviorrec_daily end to end with `dag.test()` on the tiny preset (real tasks, real stages).
 
-Day 1 trains everything and promotes; day 2 reuses day 1's encoder/codebook (cadence) and
-fails the model gate on purpose: the run fails with the gate's message and promote never runs.
+Day 1 trains everything and promotes; day 2 reuses day 1's encoder/codebook (cadence), continues
+day 1's ranker and baseline on the new day, and fails the model gate on purpose: the run fails
+with the gate's message and promote never runs.
 """
 
 from __future__ import annotations
@@ -85,6 +86,14 @@ def test_failed_gate_stops_promotion_and_cadence_reuses_encoder(dag, day1):
     assert any("calibration" in json.dumps(f) for f in gate["critical_failures"])
     manifest = json.loads((root / "run.json").read_text())
     assert manifest["reused_from"] == str(airflow_harness.RUNS / "2024-03-01")
+    # the ranker and the baseline continue day 1's validated ones and train on the new day only
+    assert manifest["ranker_warm_start"]["source"] == str(airflow_harness.RUNS / "2024-03-01")
+    assert manifest["ranker_warm_start"]["seeded"] == ["ranker", "baseline"]
+    for name in ("ranker", "baseline"):
+        day1_meta = json.loads((airflow_harness.RUNS / "2024-03-01" / "artifacts" / name / "config.json").read_text())
+        day2_meta = json.loads((root / "artifacts" / name / "config.json").read_text())
+        assert day2_meta["trained_until"] == "2024-03-02" and day1_meta["trained_until"] == "2024-03-01"
+        assert day2_meta["train_start"] == day1_meta["train_start"]  # a cold fit would start a day later
     import pandas as pd
 
     day1_sids = pd.read_parquet(airflow_harness.RUNS / "2024-03-01" / "artifacts" / "sids.parquet")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -40,6 +39,7 @@ from saviorrec.backtest.plan import (
 from saviorrec.backtest.report import write_report
 from saviorrec.config import Params, load_params, write_workspace_params
 from saviorrec.orchestration.cadence import mark_validated, plan_cadence, reuse_encoder
+from saviorrec.orchestration.ranker_warm_start import seed_ranker
 from saviorrec.orchestration.workspace import read_manifest, reset_folder, update_manifest
 from saviorrec.stages import run_stage
 from saviorrec.workspace import Workspace
@@ -119,17 +119,6 @@ def _world(root: Path, params: Params, settings: Settings, echo) -> Workspace:
     return world
 
 
-def _seed_ranker(previous: Workspace | None, ws: Workspace) -> bool:
-    """Put the variant's previous-step ranker where train_ranker warm-starts from (ranker.warm_start)."""
-    if previous is None or not previous.path("ranker").is_dir():
-        return False
-    target = ws.path("ranker")
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(previous.path("ranker"), target)
-    return True
-
-
 def _encoder_train_end(ws: Workspace) -> str | None:
     """The train_end of the encoder the step uses: its own, or (reused) that of the run that trained it."""
     folder = ws.root
@@ -182,7 +171,8 @@ def replay_step(root: Path, settings: Settings, step: Step, params: Params, worl
         vws = Workspace.open(folder, overrides=variant_overrides(variant))
         before = Workspace.open(previous.root, overrides=variant_overrides(variant)) if previous else None
         vtimer = Timer(log, lambda line, v=variant: echo(f"{line}[{v}]"))
-        seeded = _seed_ranker(before, vws)
+        # the variant's previous-step ranker, where train_ranker warm-starts from (ranker.warm_start)
+        seeded = before is not None and seed_ranker(before, vws)
         trained = vtimer.run("train_ranker", lambda v=vws: run_stage("train_ranker", v))
         vtimer.run("evaluate", lambda v=vws: run_stage("evaluate", v))
         seconds = timer.seconds | vtimer.seconds

@@ -127,7 +127,8 @@ def prepare_run_workspace(
         day = logical_date.date() if isinstance(logical_date, dt.datetime) else logical_date
     root = runs_root(base, base_dir) / run_key(logical_date)
 
-    overrides = form_overrides(form, base, base_dir, promote)
+    # a daily run continues the last validated ranker unless the form says otherwise
+    overrides = {"ranker.warm_start": base.airflow.ranker_warm_start} | form_overrides(form, base, base_dir, promote)
     merged = resolve_raw(base_file, overrides)
     overrides |= date_keyed_overrides(merged, day)
     # Paths outside the workspace stay where the operator put them.
