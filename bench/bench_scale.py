@@ -4,6 +4,7 @@
     .venv/bin/python bench/bench_scale.py --scales 0.02,0.05 --root /tmp/scale
     .venv/bin/python bench/bench_scale.py --scales 0.1,0.2 --root /tmp/scale    # adds to the same metrics/scale.json
     .venv/bin/python bench/bench_scale.py --report                               # table, exponents and PNG only
+    .venv/bin/python bench/bench_scale.py --daily 0.2 --root /tmp/scale          # the warm daily run at x0.2
 
 For each scale ``s`` it builds ``ROOT/scale_<s>`` (the ``large`` world with users, items, brands and
 daily impressions multiplied by ``s``, 60 days kept, the training budgets scaled to the data as
@@ -22,6 +23,14 @@ Results accumulate in ``--out`` (default metrics/scale.json, one entry per scale
 measured in separate sessions) with a PNG of seconds and peak RSS against impressions beside it.
 The exponents are ratios between runs of this machine, but runs made on different days share it
 with different neighbours: compare scales measured in one invocation where it matters.
+
+``--daily S`` measures what users pay every day at scale ``S``: a two-step rolling backtest
+(``saviorrec.backtest.run_backtest``, the DAG's own cadence and warm-start code) on the same
+world, whose first step is the cold build and whose second is the next day's run: the new
+day's window, the encoder and codebook reused and extended to the day's new items, and the
+ranker (``saviorrec``) and the baseline's ranker (``content_frozen``) continued on the new day
+only. It prints the second step's seconds per stage; ``validate_model`` and ``promote`` are not
+in a backtest step.
 """
 
 from __future__ import annotations
@@ -204,6 +213,34 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+DAILY_VARIANTS = "saviorrec,content_frozen"  # the candidate and the model gate's baseline ranker
+
+
+def measure_daily(scale: float, root: Path) -> dict:
+    """Seconds per stage of the warm daily run at ``scale`` (the second step of a 2-step backtest)."""
+    from saviorrec.backtest import run_backtest
+
+    world = {k: v for k, v in scale_overrides(scale).items() if not k.startswith("split.")}
+    overrides = {"preset": "large", **world, "backtest.root": str(root / f"daily_{scale:g}"), "backtest.days": 2,
+                 "backtest.variants": DAILY_VARIANTS.split(","), "backtest.gates": True}
+    report = run_backtest(REPO / "params.yaml", overrides)
+    warm, cold = (_step_seconds([r for r in report["rows"] if r["step"] == step]) for step in (1, 0))
+    rows = [r for r in report["rows"] if r["step"] == 1]
+    return {"scale": scale, "warm_day": warm, "warm_total": round(sum(warm.values()), 1),
+            "cold_day_total": round(sum(cold.values()), 1), "encoder_refreshed": rows[0]["encoder_refreshed"],
+            "warm_starts": {r["variant"]: r["ranker_warm_start"] for r in rows}}
+
+
+def _step_seconds(rows: list[dict]) -> dict[str, float]:
+    """One step's seconds per stage: shared stages once, each variant's ranker stages by name."""
+    per_variant = ("train_ranker", "evaluate")
+    stages = {k.removeprefix("seconds_"): v for k, v in rows[0].items()
+              if k.startswith("seconds_") and k.removeprefix("seconds_") not in per_variant}
+    for row in rows:
+        stages |= {f"{name}[{row['variant']}]": row[f"seconds_{name}"] for name in per_variant}
+    return stages
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", default="0.02,0.05", help="comma-separated multiples of the large preset")
@@ -211,9 +248,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=REPO / "metrics" / "scale.json", help="results JSON (accumulates)")
     parser.add_argument("--threads", type=int, default=None, help="OMP/MKL threads per stage (default: all cores)")
     parser.add_argument("--report", action="store_true", help="only print the table and redraw the PNG from --out")
+    parser.add_argument("--daily", type=float, default=None, help="only the warm daily run at this scale")
     args = parser.parse_args(argv)
 
     results = json.loads(args.out.read_text()) if args.out.is_file() else {"scales": {}}
+    if args.daily is not None:
+        daily = measure_daily(args.daily, args.root)
+        results.setdefault("daily", {})[f"{args.daily:g}"] = daily
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+        print(f"warm daily run at x{args.daily:g}: {daily['warm_total']:.0f} s (the cold first day: "
+              f"{daily['cold_day_total']:.0f} s); encoder refreshed: {daily['encoder_refreshed']}; "
+              f"rankers continued: {daily['warm_starts']}")
+        for stage, seconds in daily["warm_day"].items():
+            print(f"  {stage:32s} {seconds:8.1f} s")
+        return results
+
     if not args.report:
         for scale in (float(s) for s in args.scales.split(",")):
             results["scales"][f"{scale:g}"] = measure_scale(scale, args.root, args.threads)

@@ -15,8 +15,8 @@ validate_sids -> mark_validated -> train_ranker -> evaluate -> validate_model ->
   = the repository's params + this run's form); every task reads that folder from `prepare`'s XCom.
 - The encoder and codebook are retrained every `airflow.encoder_every_days`; other runs reuse
   the last validated ones (`reuse_encoder`).
-- `prepare` seeds the run with the ranker (and baseline) of the latest earlier run whose model
-  gate passed, else production's (`airflow.ranker_warm_start`): they train on the new day only.
+- `prepare` seeds the run with the ranker and baseline of the latest earlier run whose model
+  gate passed (`airflow.ranker_warm_start`): they train on the days since, not the whole window.
 - `baseline` trains and scores the plain-content ranker (`baseline.variant`) on the same window;
   `validate_model` refuses a candidate whose new-item AUC is below it by more than the tolerance.
 - The gates (`validate_logs`, `validate_sids`, `validate_model`) log a verdict table and have a

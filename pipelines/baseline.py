@@ -1,7 +1,8 @@
 """Train and score the plain-content baseline ranker (``baseline.variant``, default ``content_frozen``).
 
-Same training (``ranker.*`` hyperparameters, days before ``split.train_end``) and the same
-evaluation window as the candidate. Writes ``paths.baseline`` (the baseline ranker, same layout
+Same training (``ranker.*`` hyperparameters, days before ``split.train_end``; with
+``ranker.warm_start`` it continues ``paths.baseline_seed`` as the candidate continues
+``paths.ranker_seed``) and the same evaluation window as the candidate. Writes ``paths.baseline`` (the baseline ranker, same layout
 as ``paths.ranker``), ``paths.baseline_predictions`` (event_id, p_ctr, p_ctcvr) and
 ``metrics/baseline.json`` (its headline numbers) and ``reports/details/baseline.json`` (the
 whole evaluate report of the baseline, which evaluate's auc_by_bucket plot draws beside the candidate). ``validate_model`` compares

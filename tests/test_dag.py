@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
-import shutil
 
 import airflow_harness  # noqa: F401  (private AIRFLOW_HOME before airflow is imported)
 import pytest
@@ -231,17 +231,19 @@ def test_reuse_picks_latest_validated_earlier_run(tmp_path):
         cadence.reuse_artifacts(cadence.ArtifactSource(empty, "run", None), target)
 
 
-def _ranker_run(root, day, gate_passed, overrides=None, warm_start=True):
+def _ranker_run(root, day, gate_passed, overrides=None, trained_until=None):
+    """A finished run folder: its ranker and baseline (trained until the day before), its model gate."""
     root.mkdir(parents=True)
-    write_workspace_params(root, {"ranker.warm_start": warm_start, **(overrides or {})}, base=airflow_harness.PARAMS)
+    write_workspace_params(root, {"ranker.warm_start": True, **(overrides or {})}, base=airflow_harness.PARAMS)
     workspace.update_manifest(root, logical_date=day, data_day=day)
     ws = Workspace.open(root)
+    until = trained_until or (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
     for name in ("ranker", "baseline"):
         ws.path(name).mkdir(parents=True)
-        (ws.path(name) / "model.ckpt").write_text(f"{name} of {day}")
+        (ws.path(name) / "config.json").write_text(f'{{"trained_until": "{until}", "of": "{name} of {day}"}}')
     if gate_passed is not None:
-        ws.path("gates").mkdir(parents=True, exist_ok=True)
-        (ws.path("gates") / "validate_model.json").write_text(f'{{"passed": {str(gate_passed).lower()}}}')
+        ws.gate_file("validate_model").parent.mkdir(parents=True, exist_ok=True)
+        ws.gate_file("validate_model").write_text(f'{{"passed": {str(gate_passed).lower()}}}')
     return ws
 
 
@@ -254,22 +256,27 @@ def test_a_run_continues_the_latest_earlier_ranker_that_passed_the_model_gate(tm
     _ranker_run(runs / "2024-03-03", "2024-03-03", False)  # its candidate was refused: never continued
     _ranker_run(runs / "2024-03-04", "2024-03-04", None)  # its model gate never ran
     _ranker_run(runs / "2024-03-05", "2024-03-05", True, {"seed": 7})  # another synthetic world
+    _ranker_run(runs / "2024-03-05T12-00-00", "2024-03-05T12:00:00", True, trained_until="2024-03-06")  # saw today
+    (runs / "2024-03-05T13-00-00").mkdir()
+    (runs / "2024-03-05T13-00-00" / "params.yaml").write_text("ranker: [not, valid")  # a damaged folder
+    workspace.update_manifest(runs / "2024-03-05T13-00-00", logical_date="2024-03-05")
     _ranker_run(runs / "2024-03-09", "2024-03-09", True)  # a later date: never continued
     target = _ranker_run(runs / "2024-03-06", "2024-03-06", None)
-    for name in ("ranker", "baseline"):
-        shutil.rmtree(target.path(name))
-    record = seed_run_rankers(target, runs, use_production=False)
+    record = seed_run_rankers(target, runs)
     assert record["source"] == str(runs / "2024-03-02") and record["seeded"] == ["ranker", "baseline"]
-    for name in ("ranker", "baseline"):
-        assert (target.path(name) / "model.ckpt").read_text() == f"{name} of 2024-03-02"
+    for name, seed in (("ranker", "ranker_seed"), ("baseline", "baseline_seed")):
+        assert json.loads((target.path(seed) / "config.json").read_text())["of"] == f"{name} of 2024-03-02"
+        assert json.loads((target.path(name) / "config.json").read_text())["of"] == f"{name} of 2024-03-06"
     assert workspace.read_manifest(target.root)["ranker_warm_start"] == record
 
     first = _ranker_run(tmp_path / "alone" / "2024-03-01", "2024-03-01", None)
-    assert seed_run_rankers(first, tmp_path / "alone", use_production=False)["source"] is None
-    cold = _ranker_run(runs / "2024-03-07", "2024-03-07", None, warm_start=False)
-    shutil.rmtree(cold.path("ranker"))
-    assert seed_run_rankers(cold, runs, use_production=False)["source"] is None
-    assert not cold.path("ranker").exists()  # warm start off: the run trains cold, nothing copied
+    assert seed_run_rankers(first, tmp_path / "alone")["source"] is None
+    cold = _ranker_run(runs / "2024-03-07", "2024-03-07", None, {"ranker.warm_start": False})
+    assert seed_run_rankers(cold, runs)["source"] is None
+    assert not cold.path("ranker_seed").exists()  # warm start off: the run trains cold, nothing copied
+    # a fixed split (MovieLens): every earlier ranker trained up to or past its cut, none continued
+    fixed = _ranker_run(runs / "2024-03-08", "2024-03-08", None, {"split.train_end": "2024-02-29"})
+    assert seed_run_rankers(fixed, runs)["source"] is None
 
 
 def test_daily_runs_warm_start_the_ranker_unless_the_form_says_otherwise(base, monkeypatch, tmp_path):

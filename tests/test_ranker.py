@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -150,6 +151,7 @@ def test_warm_start_trains_the_new_day_only_and_keeps_rows(ranker_upstream, tmp_
                             SampleBuilder(items, 2).cat_vocab) > 0
     some = old_vocab.item_ids[:5]
     assert torch.equal(fresh.model.item_id.weight[vocab.rows(some)], old_module.model.item_id.weight[old_vocab.rows(some)])
+    day1_ranker = shutil.copytree(ws1.path("ranker"), tmp_path / "day1_ranker")  # trained until days[-3]
     summary = run_stage("train_ranker", ws2)
     assert summary["warm_start"] is True and summary["train_days"] == [str(days[-3])]
     # the warm-started ranker keeps the content and text clusters its counters were learned on
@@ -159,6 +161,15 @@ def test_warm_start_trains_the_new_day_only_and_keeps_rows(ranker_upstream, tmp_
         assert np.array_equal(content_clusters.load(ws2.path("ranker"), kind), content_clusters.load(ws1.path("ranker"), kind))
     # nothing new to train: kept as is
     assert run_stage("train_ranker", ws2)["new_days"] == 0
+    # a daily run's seed (paths.ranker_seed) is continued, not the stage's own finished output:
+    # rerunning the task in the same run trains the new day from the seed again
+    shutil.copytree(day1_ranker, ws2.path("ranker_seed"))
+    again = run_stage("train_ranker", ws2)
+    assert again["warm_start"] is True and again["train_days"] == [str(days[-3])]
+    # a ranker trained past this window's cut has seen its evaluation days: never continued
+    shutil.rmtree(ws2.path("ranker_seed"))
+    p3, ws3 = open_workspace(root, {**first, "ranker.warm_start": True})  # cut days[-3]; the output: days[-2]
+    assert run_stage("train_ranker", ws3)["warm_start"] is False
 
 
 def test_mba_rows_follow_codes_across_a_codebook_refresh(trained_saviorrec, tmp_path):

@@ -29,9 +29,11 @@ class BaselineRun:
 
 def baseline_params(params: Params) -> Params:
     """``params`` as the baseline sees them: ``ranker.variant`` = ``baseline.variant``, and its
-    ranker folder and predictions at ``paths.baseline`` / ``paths.baseline_predictions``."""
+    ranker folder, predictions and warm-start seed at ``paths.baseline`` /
+    ``paths.baseline_predictions`` / ``paths.baseline_seed``."""
     paths = params.paths.model_copy(update={"ranker": params.paths.baseline,
-                                            "predictions": params.paths.baseline_predictions})
+                                            "predictions": params.paths.baseline_predictions,
+                                            "ranker_seed": params.paths.baseline_seed})
     ranker = params.ranker.model_copy(update={"variant": params.baseline.variant})
     return params.model_copy(update={"paths": paths, "ranker": ranker})
 
@@ -42,8 +44,9 @@ def baseline_workspace(params: Params, ws: Workspace) -> Workspace:
 
 
 def train_and_score_baseline(params: Params, ws: Workspace, ckpt_path: str | Path | None = None) -> BaselineRun:
-    """Train ``baseline.variant`` on days < train_end (into ``paths.baseline``) and score the
-    evaluation window with it. ``ckpt_path="last"`` resumes an interrupted fit (a retry)."""
+    """Train ``baseline.variant`` on days < train_end (into ``paths.baseline``; with
+    ``ranker.warm_start``, only the days after its seed in ``paths.baseline_seed``, as the
+    candidate) and score the evaluation window with it. ``ckpt_path="last"`` resumes an interrupted fit (a retry)."""
     bws = baseline_workspace(params, ws)
     training = train_ranker(bws.params, bws, ckpt_path=ckpt_path)
     return BaselineRun(training, evaluate_ranker(bws.params, bws))

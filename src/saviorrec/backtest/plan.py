@@ -126,5 +126,6 @@ def variant_overrides(variant: str) -> dict:
     """A variant's own ranker, predictions, metrics, reports and plots inside the step's workspace."""
     base = f"variants/{variant}"
     return {"ranker.variant": variant, "paths.ranker": f"artifacts/{base}/ranker",
+            "paths.ranker_seed": f"artifacts/{base}/warm_start",
             "paths.predictions": f"artifacts/{base}/predictions.parquet", "paths.metrics": f"metrics/{base}",
             "paths.reports": f"reports/{base}", "paths.plots": f"plots/{base}"}

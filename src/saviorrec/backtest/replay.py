@@ -171,7 +171,7 @@ def replay_step(root: Path, settings: Settings, step: Step, params: Params, worl
         vws = Workspace.open(folder, overrides=variant_overrides(variant))
         before = Workspace.open(previous.root, overrides=variant_overrides(variant)) if previous else None
         vtimer = Timer(log, lambda line, v=variant: echo(f"{line}[{v}]"))
-        # the variant's previous-step ranker, where train_ranker warm-starts from (ranker.warm_start)
+        # the variant's previous-step ranker, which train_ranker continues (ranker.warm_start)
         seeded = before is not None and seed_ranker(before, vws)
         trained = vtimer.run("train_ranker", lambda v=vws: run_stage("train_ranker", v))
         vtimer.run("evaluate", lambda v=vws: run_stage("evaluate", v))

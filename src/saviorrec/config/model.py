@@ -40,6 +40,9 @@ class Paths(Section):
     # run folders and registry bundles written before the baseline stage lack these keys
     baseline: str = "artifacts/baseline"
     baseline_predictions: str = "artifacts/baseline_predictions.parquet"
+    # ... and before daily runs continued the last validated ranker
+    ranker_seed: str = "artifacts/warm_start/ranker"
+    baseline_seed: str = "artifacts/warm_start/baseline"
     metrics: str
     plots: str
     reports: str
@@ -147,7 +150,7 @@ class Encoder(Section):
     pairs_per_epoch: int | None = Field(default=None, ge=1)
     dropout: float = Field(ge=0.0, lt=1.0)
     hit_k: int = Field(ge=1)
-    hit_max_triggers: int | None = Field(default=8192, ge=1)  # hit@k scores a seeded sample of this many triggers
+    hit_max_triggers: int | None = Field(default=None, ge=1)  # null (older folders): every trigger
     warm_start: bool
     warm_start_epochs: int = Field(ge=1)
     warm_start_lr: float = Field(gt=0.0)

@@ -147,7 +147,7 @@ def build_space(x: np.ndarray, item_ids: np.ndarray, params: Params, directory: 
         k = params.encoder.hit_k
         sets, reference = retrieval
         report["retrieval_reconstructed"] = retrieval_report(item_ids, reconstructed, reference, sets, k,
-                                                             params.encoder.hit_max_triggers)
+                                                             params.encoder.hit_max_triggers, params.seed)
         report[f"hit_at_{k}_reconstructed"] = report["retrieval_reconstructed"]["warm"]["hit"]
     if prev is not None:  # how much churn stickiness saved: the greedy codes' churn
         report["churn_codes_greedy"] = codebook_report(

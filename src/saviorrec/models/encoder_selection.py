@@ -34,14 +34,14 @@ log = logging.getLogger(__name__)
 class ColdSelection(L.Callback):
     def __init__(self, features: EncoderInputs, item_ids: np.ndarray, cold_pairs: pd.DataFrame, k: int,
                  scales: list[float], patience: int | None = None, margin: float = 1.0,
-                 max_triggers: int | None = None):
+                 max_triggers: int | None = None, seed: int = 0):
         self.features = features
         self.margin = margin
         self.patience = patience
         self.item_ids = np.asarray(item_ids, np.int64)
         self.cold_pairs = cold_pairs
         self.k = k
-        self.max_triggers = max_triggers
+        self.max_triggers, self.seed = max_triggers, seed  # hit@k's trigger sample (metrics.retrieval)
         self.scales = sorted(set(float(s) for s in scales))
         self.best: dict | None = None  # {"hit", "epoch", "scale"}
         self.peak: tuple[float, int] = (-1.0, 0)  # (highest cold hit of a trained epoch, that epoch): what patience waits on
@@ -75,7 +75,7 @@ class ColdSelection(L.Callback):
         faiss.omp_set_num_threads(1)  # a threaded search may break a near-tie at rank k either way: same choice on any box
         try:
             scored = [(scale, hits_at_k(self.item_ids, z, self.cold_pairs, self.k,
-                                         max_triggers=self.max_triggers)) for scale, z in self.candidates(encoder)]
+                                         max_triggers=self.max_triggers, seed=self.seed)) for scale, z in self.candidates(encoder)]
         finally:
             faiss.omp_set_num_threads(threads)
         for scale, hits in scored:

@@ -136,7 +136,7 @@ def train_encoder(params: Params, ws: Workspace, ckpt_path: str | Path | None = 
     # chooses epochs at that scale; a cold retrain chooses the scale again
     scales = [float(encoder.correction_scale)] if warm and encoder.content_residual else cfg.correction_scales
     selection = ColdSelection(features.take(listed_rows), item_ids[is_listed], cold_pairs, cfg.hit_k, scales,
-                              cfg.patience, cfg.selection_margin, cfg.hit_max_triggers) \
+                              cfg.patience, cfg.selection_margin, cfg.hit_max_triggers, params.seed) \
         if len(cold_pairs) else None
     if selection is None:
         log.warning("no pairs touch a cold item (encoder.cold_item_fraction %g): the last epoch is kept at "
@@ -163,7 +163,7 @@ def train_encoder(params: Params, ws: Workspace, ckpt_path: str | Path | None = 
 
     k = cfg.hit_k
     sets = retrieval_sets(ws, items, holdout, cold_pairs)
-    retrieval = retrieval_report(item_ids, z, text, sets, k, cfg.hit_max_triggers)
+    retrieval = retrieval_report(item_ids, z, text, sets, k, cfg.hit_max_triggers, params.seed)
     hit, hit_minilm = retrieval["warm"]["hit"], retrieval["warm"]["minilm"]
     with_behavior = np.isin(items["item_id"], np.concatenate([pairs["trigger"], pairs["target"]]))
     summary = {

@@ -5,7 +5,9 @@ What it writes to ``ws.path("ranker")``, and how serving loads it back: ``ranker
 Warm start (``ranker.warm_start``): the previous ranker's weights are loaded, its ID rows are
 carried over to the grown vocabulary (new items get fresh rows), and only the days from its
 ``trained_until`` up to ``train_end`` produce training batches (earlier days still rebuild
-each user's history and counters).
+each user's history and counters). The previous ranker is ``--previous``, else the seed a daily
+run was given (``paths.ranker_seed``), else the stage's own last output (``dvc repro``). One
+trained past ``train_end`` is never continued: it has seen the evaluation window.
 """
 
 from __future__ import annotations
@@ -99,6 +101,12 @@ def warm_start_state(module: RankerModule, previous_dir: Path, meta: dict, vocab
     return loaded
 
 
+def default_previous(ws: Workspace, out_dir: Path) -> Path:
+    """The seed a daily run was given, else the stage's own last output."""
+    seed = Path(ws.path("ranker_seed"))
+    return seed if seed.is_dir() else out_dir
+
+
 def train_ranker(params: Params, ws: Workspace, previous_dir: Path | None = None,
                  ckpt_path: str | Path | None = None) -> dict[str, Any]:
     """Train ``params.ranker.variant`` on days < train_end of ``ws``; write ``ws.path("ranker")``.
@@ -117,10 +125,14 @@ def train_ranker(params: Params, ws: Workspace, previous_dir: Path | None = None
     train_end, _ = ws.split()
     out_dir = Path(ws.path("ranker"))
     checkpoints = prepare_checkpoints(out_dir, ckpt_path)
-    previous_dir = Path(previous_dir) if previous_dir else out_dir
+    previous_dir = Path(previous_dir) if previous_dir else default_previous(ws, out_dir)
     previous = read_meta(previous_dir) if rp.warm_start else None
     if previous is not None and previous.get("variant") != rp.variant:
         log.warning("warm start skipped: previous ranker is %s, not %s", previous.get("variant"), rp.variant)
+        previous = None
+    if previous is not None and dt.date.fromisoformat(previous["trained_until"]) > train_end:
+        log.warning("warm start skipped: the ranker in %s trained until %s, past this window's train_end %s",
+                    previous_dir, previous["trained_until"], train_end)
         previous = None
     items = read_items(ws.path("items"))
     train_items = items[items["first_seen"] < pd.Timestamp(train_end)]

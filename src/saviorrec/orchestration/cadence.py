@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from saviorrec.config import Params
-from saviorrec.orchestration.workspace import logical_datetime, read_manifest, update_manifest
+from saviorrec.orchestration.workspace import earlier_runs, logical_datetime, read_manifest, update_manifest
 from saviorrec.storage.registry import open_registry
 from saviorrec.workspace import Workspace
 
@@ -77,23 +77,12 @@ def decide_refresh(day: dt.date, every_days: int, skip_requested: bool, source: 
 
 def latest_validated_run(runs_root: Path, when: dt.datetime | dt.date, exclude: Path | None = None) -> ArtifactSource | None:
     """The latest run before `when` whose encoder/codebook passed validate_sids."""
-    when = logical_datetime({"logical_datetime": when.isoformat()})
-    best: tuple[dt.datetime, Path, dt.date | None] | None = None
-    for folder in sorted(runs_root.iterdir()) if runs_root.is_dir() else []:
-        if not folder.is_dir() or (exclude is not None and folder.resolve() == exclude.resolve()):
-            continue
-        manifest = read_manifest(folder)
-        if not manifest.get("artifacts_validated"):
-            continue
-        run_at = logical_datetime(manifest)
-        if run_at >= when:  # never reuse from the future: backfills stay reproducible
-            continue
-        refreshed = manifest.get("encoder_refreshed_on")
-        if best is None or run_at >= best[0]:
-            best = (run_at, folder, dt.date.fromisoformat(refreshed) if refreshed else None)
-    if best is None:
-        return None
-    return ArtifactSource(ws=Workspace.open(best[1]), kind="run", refreshed_on=best[2])
+    for folder, manifest in earlier_runs(runs_root, when, exclude):
+        if manifest.get("artifacts_validated"):
+            refreshed = manifest.get("encoder_refreshed_on")
+            return ArtifactSource(ws=Workspace.open(folder), kind="run",
+                                  refreshed_on=dt.date.fromisoformat(refreshed) if refreshed else None)
+    return None
 
 
 def production_source(params: Params) -> ArtifactSource | None:
@@ -134,7 +123,8 @@ def source_from_record(manifest: dict) -> ArtifactSource | None:
                           refreshed_on=dt.date.fromisoformat(refreshed) if refreshed else None)
 
 
-def _copy(src: Path, dst: Path) -> bool:
+def copy_artifact(src: Path, dst: Path) -> bool:
+    """Replace ``dst`` with a copy of ``src`` (a file or a folder); False when ``src`` is missing."""
     if not src.exists():
         return False
     if dst.is_dir() and not dst.is_symlink():
@@ -151,13 +141,13 @@ def _copy(src: Path, dst: Path) -> bool:
 
 def seed_warm_start(source: ArtifactSource, ws: Workspace) -> list[str]:
     """Copy the previous encoder/codebook in, so a refresh warm-starts from them."""
-    return [name for name in WARM_START if _copy(source.ws.path(name), ws.path(name))]
+    return [name for name in WARM_START if copy_artifact(source.ws.path(name), ws.path(name))]
 
 
 def reuse_artifacts(source: ArtifactSource, ws: Workspace) -> list[str]:
     """Copy the validated encoder/codebook outputs in place of training them; returns what was copied."""
-    copied = [name for name in REUSED_PATHS if _copy(source.ws.path(name), ws.path(name))]
-    copied += [f"metrics/{m}.json" for m in REUSED_METRICS if _copy(source.ws.metrics_file(m), ws.metrics_file(m))]
+    copied = [name for name in REUSED_PATHS if copy_artifact(source.ws.path(name), ws.path(name))]
+    copied += [f"metrics/{m}.json" for m in REUSED_METRICS if copy_artifact(source.ws.metrics_file(m), ws.metrics_file(m))]
     missing = [name for name in ("encoder", "codebook", "embeddings", "sids") if name not in copied]
     if missing:
         raise FileNotFoundError(f"cannot reuse artifacts from {source.ws.root}: missing {', '.join(missing)}")

@@ -56,6 +56,24 @@ def logical_datetime(manifest: dict[str, Any]) -> dt.datetime:
     return _as_datetime(dt.datetime.fromisoformat(manifest.get("logical_datetime") or manifest["logical_date"]))
 
 
+def earlier_runs(runs_root: Path, when: dt.datetime | dt.date, exclude: Path | None = None) -> list[tuple[Path, dict]]:
+    """(folder, manifest) of every run before ``when``, newest first. Never a later date: a run
+    reuses or continues nothing of the future, so backfills stay reproducible."""
+    when = logical_datetime({"logical_datetime": when.isoformat()})
+    found = []
+    for folder in sorted(Path(runs_root).iterdir()) if Path(runs_root).is_dir() else []:
+        if not folder.is_dir() or (exclude is not None and folder.resolve() == Path(exclude).resolve()):
+            continue
+        manifest = read_manifest(folder)
+        if not (manifest.get("logical_datetime") or manifest.get("logical_date")):
+            continue
+        run_at = logical_datetime(manifest)
+        if run_at < when:
+            found.append((run_at, folder, manifest))
+    found.sort(key=lambda entry: (entry[0], entry[1].name), reverse=True)
+    return [(folder, manifest) for _, folder, manifest in found]
+
+
 def _absolute(value: str, base_dir: Path) -> str:
     return value if "://" in value else str((base_dir / value).resolve())
 
