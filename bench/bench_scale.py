@@ -30,7 +30,7 @@ world, whose first step is the cold build and whose second is the next day's run
 day's window, the encoder and codebook reused and extended to the day's new items, and the
 ranker (``saviorrec``) and the baseline's ranker (``content_frozen``) continued on the new day
 only. It prints the second step's seconds per stage; ``validate_model`` and ``promote`` are not
-in a backtest step.
+in a backtest step, and its stages run in this process (``--threads`` does not apply).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -221,7 +222,10 @@ def measure_daily(scale: float, root: Path) -> dict:
     from saviorrec.backtest import run_backtest
 
     world = {k: v for k, v in scale_overrides(scale).items() if not k.startswith("split.")}
-    overrides = {"preset": "large", **world, "backtest.root": str(root / f"daily_{scale:g}"), "backtest.days": 2,
+    folder = root / f"daily_{scale:g}"
+    if folder.exists():  # a measurement, not a resume: an earlier run's finished steps would be kept
+        shutil.rmtree(folder)
+    overrides = {"preset": "large", **world, "backtest.root": str(folder), "backtest.days": 2,
                  "backtest.variants": DAILY_VARIANTS.split(","), "backtest.gates": True}
     report = run_backtest(REPO / "params.yaml", overrides)
     warm, cold = (_step_seconds([r for r in report["rows"] if r["step"] == step]) for step in (1, 0))
