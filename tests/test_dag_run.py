@@ -89,10 +89,13 @@ def test_failed_gate_stops_promotion_and_cadence_reuses_encoder(dag, day1):
     # the ranker and the baseline continue day 1's validated ones and train on the new day only
     assert manifest["ranker_warm_start"]["source"] == str(airflow_harness.RUNS / "2024-03-01")
     assert manifest["ranker_warm_start"]["seeded"] == ["ranker", "baseline"]
+    day1 = airflow_harness.RUNS / "2024-03-01"
+    data_days = [json.loads((run / "run.json").read_text())["data_day"] for run in (day1, root)]
+    assert data_days[0] < data_days[1]
     for name in ("ranker", "baseline"):
-        day1_meta = json.loads((airflow_harness.RUNS / "2024-03-01" / "artifacts" / name / "config.json").read_text())
+        day1_meta = json.loads((day1 / "artifacts" / name / "config.json").read_text())
         day2_meta = json.loads((root / "artifacts" / name / "config.json").read_text())
-        assert day2_meta["trained_until"] == "2024-03-02" and day1_meta["trained_until"] == "2024-03-01"
+        assert [day1_meta["trained_until"], day2_meta["trained_until"]] == data_days
         assert day2_meta["train_start"] == day1_meta["train_start"]  # a cold fit would start a day later
     import pandas as pd
 
