@@ -57,7 +57,8 @@ def _sync() -> None:
 def plain_loop(module: RankerModule, batches, epochs: int, device: torch.device) -> float:
     """Seconds for epochs 2..N (the first epoch is warm-up in both loops)."""
     module.to(device).train()
-    opt = module.configure_optimizers()
+    optimizers = module.configure_optimizers()
+    optimizers = optimizers if isinstance(optimizers, list) else [optimizers]  # two with sparse ID gradients
     start = None
     for epoch in range(epochs):
         if epoch == 1:
@@ -66,9 +67,11 @@ def plain_loop(module: RankerModule, batches, epochs: int, device: torch.device)
         for batch in batches:
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             loss = ranker_losses(module.model, batch, module.hparams.ctcvr_weight)["loss"]
-            opt.zero_grad(set_to_none=True)
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            for opt in optimizers:
+                opt.step()
     _sync()
     return time.perf_counter() - start
 

@@ -5,6 +5,8 @@
     .venv/bin/python bench/bench_scale.py --scales 0.1,0.2 --root /tmp/scale    # adds to the same metrics/scale.json
     .venv/bin/python bench/bench_scale.py --report                               # table, exponents and PNG only
     .venv/bin/python bench/bench_scale.py --daily 0.2 --root /tmp/scale          # the warm daily run at x0.2
+    .venv/bin/python bench/bench_scale.py --scales 0.02,0.05 --root /tmp/scale --from-stage train_ranker
+                                                          # after a ranker change: its stages again, same data
 
 For each scale ``s`` it builds ``ROOT/scale_<s>`` (the ``large`` world with users, items, brands and
 daily impressions multiplied by ``s``, 60 days kept, the training budgets scaled to the data as
@@ -89,13 +91,21 @@ def _ranker_metrics(ws: Path) -> dict:
             "new_auc": new["ctr_auc"], "new_oracle_auc": new.get("ctr_oracle_auc"), "new_n": new.get("n")}
 
 
-def measure_scale(scale: float, root: Path, threads: int | None) -> dict:
+def measure_scale(scale: float, root: Path, threads: int | None, earlier: dict | None = None,
+                  start: str = STAGES[0], keep=lambda entry: None) -> dict:
+    """Every stage from ``start`` on; the stages before it are ``earlier``'s (the same workspace's
+    measurement, whose upstream outputs the rerun reads). ``keep(entry)`` after every stage: a run
+    stopped halfway (hours at 0.2) keeps the stages it finished."""
     ws = root / f"scale_{scale:g}"
     (ws / "logs").mkdir(parents=True, exist_ok=True)
     overrides = {**scale_overrides(scale), "paths.text_cache": str(ws / ".cache" / "text_features")}
     write_workspace_params(ws, {"preset": "large", **overrides}, base=REPO / "params.yaml")
     entry: dict = {"scale": scale, "overrides": overrides, "stages": {}, "quality": {}}
-    for stage in STAGES:
+    if earlier is not None:
+        kept = STAGES[:STAGES.index(start)]
+        entry.update({k: earlier[k] for k in ("impressions", "items", "sids") if k in earlier},
+                     stages={k: earlier["stages"][k] for k in kept}, remeasured_from=start)
+    for stage in STAGES[STAGES.index(start):]:
         result = run_child(stage, ws, ws / "logs" / f"{stage}.log", [], threads)
         entry["stages"][stage] = result
         print(f"[x{scale:g}] {stage}: {result['seconds']}s, peak RSS {result['peak_rss_mib']:.0f} MiB"
@@ -104,6 +114,7 @@ def measure_scale(scale: float, root: Path, threads: int | None) -> dict:
             entry["impressions"], entry["items"] = _data_size(ws)
         if stage == "evaluate" and result["exit"] == 0:
             entry["quality"]["saviorrec"] = _ranker_metrics(ws)
+        keep({**entry, "partial": True})
         if result["exit"] != 0 and stage not in GATES:
             entry["stopped_at"] = stage
             return entry
@@ -115,6 +126,7 @@ def measure_scale(scale: float, root: Path, threads: int | None) -> dict:
     for stage in ("train_ranker", "evaluate"):
         result = run_child(stage, ws, ws / "logs" / f"{stage}_{COMPARED}.log", sets, threads)
         entry["stages"][f"{stage}[{COMPARED}]"] = result
+        keep({**entry, "partial": True})
         if result["exit"] != 0:
             break
     else:
@@ -150,7 +162,8 @@ def report(results: dict) -> str:
     if not entries:
         return "no measured scale"
     names = [s for s in entries[-1]["stages"]]
-    heads = [f"x{e['scale']:g} ({e['impressions']:,} imp, {e['items']:,} items)" for e in entries]
+    heads = [f"x{e['scale']:g} ({e['impressions']:,} imp, {e['items']:,} items)" + (" PARTIAL" if e.get("partial") else "")
+             for e in entries]
     lines = ["seconds (peak RSS MiB) per stage; throughput in impressions/s and items/s",
              f"{'stage':28s}" + "".join(f"{h:>44s}" for h in heads)]
     exponents = {}
@@ -170,11 +183,15 @@ def report(results: dict) -> str:
                                                           [e["stages"][name]["peak_rss_mib"] for e in done])}
     totals = [sum(r["seconds"] for r in e["stages"].values()) for e in entries]
     peaks = [max(r["peak_rss_mib"] for r in e["stages"].values()) for e in entries]
-    cells = [f"{t:.0f}s (peak {p:.0f})" for t, p in zip(totals, peaks, strict=True)]
+    cells = [f"{t:.0f}s (peak {p:.0f})" + (" so far" if e.get("partial") else "")
+             for t, p, e in zip(totals, peaks, entries, strict=True)]
+    whole = [i for i, e in enumerate(entries) if not e.get("partial")]  # a stopped run's total is not a run's cost
+    entries_whole = [entries[i] for i in whole]
+    totals, peaks = [totals[i] for i in whole], [peaks[i] for i in whole]
     lines.append(f"{'whole run':28s}" + "".join(f"{c:>44s}" for c in cells))
-    exponents["whole run"] = {"vs_impressions": exponent([e["impressions"] for e in entries], totals),
-                              "vs_items": exponent([e["items"] for e in entries], totals),
-                              "rss_vs_impressions": exponent([e["impressions"] for e in entries], peaks)}
+    exponents["whole run"] = {"vs_impressions": exponent([e["impressions"] for e in entries_whole], totals),
+                              "vs_items": exponent([e["items"] for e in entries_whole], totals),
+                              "rss_vs_impressions": exponent([e["impressions"] for e in entries_whole], peaks)}
     results["exponents"] = exponents
     lines += ["", "cost exponent (log-log slope; 1.0 = linear): seconds vs impressions, vs items; peak RSS vs impressions"]
     for name, ex in exponents.items():
@@ -185,6 +202,8 @@ def report(results: dict) -> str:
         parts = [f"{v}: new {_num(m['new_auc'])} (oracle {_num(m['new_oracle_auc'])}, n={m['new_n']}), "
                  f"overall {_num(m['auc'])} (oracle {_num(m['oracle_auc'])})" for v, m in q.items()]
         lines.append(f"x{e['scale']:g}: " + "; ".join(parts or ["not evaluated"]))
+        if e.get("remeasured_from"):
+            lines.append(f"      stages from {e['remeasured_from']} on: measured again, in a later invocation")
         if sids:
             lines.append(f"      SIDs: collisions {sids['raw_collision_rate']:.2%}, unique {sids['unique_fraction']:.2%}, "
                          f"{sids.get('levels')} x {sids.get('codebook_size')} codes; gates {e.get('gates')}")
@@ -253,6 +272,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=None, help="OMP/MKL threads per stage (default: all cores)")
     parser.add_argument("--report", action="store_true", help="only print the table and redraw the PNG from --out")
     parser.add_argument("--daily", type=float, default=None, help="only the warm daily run at this scale")
+    parser.add_argument("--from-stage", choices=STAGES, default=STAGES[0],
+                        help="measure again from this stage on, in the kept workspaces of --scales (after a change "
+                             "to that stage or a later one); the earlier stages' figures are kept")
     args = parser.parse_args(argv)
 
     results = json.loads(args.out.read_text()) if args.out.is_file() else {"scales": {}}
@@ -270,9 +292,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     if not args.report:
         for scale in (float(s) for s in args.scales.split(",")):
-            results["scales"][f"{scale:g}"] = measure_scale(scale, args.root, args.threads)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(results, indent=2))
+            earlier = results["scales"].get(f"{scale:g}") if args.from_stage != STAGES[0] else None
+            if args.from_stage != STAGES[0] and (earlier is None or not (args.root / f"scale_{scale:g}").is_dir()):
+                parser.error(f"--from-stage {args.from_stage}: x{scale:g} has no earlier measurement in {args.out} "
+                             f"and workspace under {args.root}; measure it whole first")
+            def keep(entry: dict, key: str = f"{scale:g}") -> None:
+                results["scales"][key] = entry
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(results, indent=2))
+
+            keep(measure_scale(scale, args.root, args.threads, earlier, args.from_stage, keep))
     text = report(results)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

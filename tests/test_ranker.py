@@ -101,6 +101,7 @@ def test_train_and_score_saviorrec(trained_saviorrec):
     meta = json.loads((ws.path("ranker") / "config.json").read_text())
     assert meta["variant"] == "saviorrec" and meta["trained_until"] == str(ws.split()[0])
     assert meta["has_conversion"] is True
+    assert meta["model"]["sparse_ids"] is True  # params.yaml: ranker.sparse_ids
     assert (ws.path("plots") / "ranker_training.csv").is_file()
     items = read_items(ws.path("items"))
     preds = score_events(ws, events, history, items)
@@ -351,3 +352,95 @@ def test_a_small_log_gets_smaller_batches_so_one_pass_keeps_its_steps():
     assert step_batch_size(rp, 21_000) == 70               # 21k impressions: 300 steps of 70
     assert step_batch_size(rp, 1_000) == 32                # never under 32
     assert step_batch_size(rp.model_copy(update={"min_steps_per_epoch": None}), 21_000) == 1024
+
+
+def _ids_cfg(sparse: bool) -> dict:
+    return RankerConfig(variant="saviorrec", n_ids=40, n_categories=3, dense_dim=len(DENSE_FEATURES), content_dim=7,
+                        levels=3, codebook_size=8, id_dim=8, attn_dim=8, mba_hidden=8, dnn_hidden=[16],
+                        sparse_ids=sparse).to_dict()
+
+
+def _two_disjoint_batches() -> tuple[dict, dict, torch.Tensor, torch.Tensor]:
+    """Two batches whose item IDs do not overlap (1..19 and 21..39), and the rows each one reads."""
+    first, second = _batch(), _batch()
+    for key in ("cand_id", "hist_id"):
+        second[key] = torch.where(second[key] > 0, second[key] + 20, second[key])
+    rows = [torch.unique(torch.cat([b["cand_id"], b["hist_id"].flatten()])) for b in (first, second)]
+    return first, second, rows[0][rows[0] > 0], rows[1][rows[1] > 0]
+
+
+def _manual_steps(module: RankerModule, batches: list[dict]) -> list[torch.Tensor]:
+    """The ID table after each optimizer step, stepping the module's own optimizers."""
+    optimizers = module.configure_optimizers()
+    optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+    tables = []
+    for batch in batches:
+        for opt in optimizers:
+            opt.zero_grad()
+        ranker_losses(module.model, batch, 1.0)["loss"].backward()
+        for opt in optimizers:
+            opt.step()
+        tables.append(module.model.item_id.weight.detach().clone())
+    return tables
+
+
+def test_sparse_id_gradients_step_only_the_batch_rows():
+    """ranker.sparse_ids: the ID table's gradient holds the batch's rows only and SparseAdam moves
+    only those, so a step's cost follows the batch, not the catalog (bench/bench_ranker_step.py);
+    every other weight keeps Adam. Dense Adam keeps moving last step's rows on momentum."""
+    first, second, first_rows, second_rows = _two_disjoint_batches()
+    torch.manual_seed(0)
+    sparse = RankerModule(_ids_cfg(True), lr=0.01)
+    adam, sparse_adam = sparse.configure_optimizers()
+    assert isinstance(adam, torch.optim.Adam) and isinstance(sparse_adam, torch.optim.SparseAdam)
+    assert [p for g in sparse_adam.param_groups for p in g["params"]] == [sparse.model.item_id.weight]
+    assert all(p is not sparse.model.item_id.weight for g in adam.param_groups for p in g["params"])
+    ranker_losses(sparse.model, first, 1.0)["loss"].backward()
+    assert sparse.model.item_id.weight.grad.is_sparse
+
+    torch.manual_seed(0)
+    sparse = RankerModule(_ids_cfg(True), lr=0.01)
+    start = sparse.model.item_id.weight.detach().clone()
+    after_first, after_second = _manual_steps(sparse, [first, second])
+    assert not torch.equal(after_first[first_rows], start[first_rows])
+    untouched = torch.ones(40, dtype=torch.bool)
+    untouched[first_rows] = False
+    assert torch.equal(after_first[untouched], start[untouched])  # rows no batch read stay as they were
+    assert torch.equal(after_second[first_rows], after_first[first_rows])  # not in the second batch: not stepped
+    assert not torch.equal(after_second[second_rows], after_first[second_rows])
+
+    torch.manual_seed(0)
+    dense_first, dense_second = _manual_steps(RankerModule(_ids_cfg(False), lr=0.01), [first, second])
+    assert not torch.equal(dense_second[first_rows], dense_first[first_rows])
+
+
+def test_the_training_curve_counts_batches_with_two_optimizers():
+    """With sparse ID gradients two optimizers step every batch and Lightning's global_step counts
+    both: the curve's step must still be the batch count."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from saviorrec.models.training_curve import TrainingCurve, training_curve
+
+    batches = [_batch() for _ in range(5)]
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[TrainingCurve(every_n_steps=1)])
+    trainer.fit(RankerModule(_ids_cfg(True), lr=0.01), DataLoader(batches, batch_size=None))
+    assert [row["step"] for row in training_curve(trainer)] == [1, 2, 3, 4, 5]
+    assert [row["step"] for row in training_curve(trainer, "epoch")] == [5]
+
+
+def test_sparse_id_gradients_stay_off_where_the_all_reduce_takes_dense_tensors_only():
+    from types import SimpleNamespace
+
+    from lightning.pytorch.accelerators import CPUAccelerator
+
+    from saviorrec.models.ranker_training import sparse_ids_fit
+
+    on, off = SimpleNamespace(sparse_ids=True), SimpleNamespace(sparse_ids=False)
+    one_gpu = SimpleNamespace(world_size=1, accelerator=object())
+    gpus = SimpleNamespace(world_size=2, accelerator=object())  # DDP over NCCL
+    cpus = SimpleNamespace(world_size=2, accelerator=CPUAccelerator())  # DDP over gloo
+    assert sparse_ids_fit(on, one_gpu) and sparse_ids_fit(on, cpus)
+    assert not sparse_ids_fit(on, gpus) and not sparse_ids_fit(off, one_gpu)

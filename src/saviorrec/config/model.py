@@ -223,6 +223,7 @@ class Ranker(Section):
     sid_counters: bool = False
     content_clusters: int = Field(default=0, ge=0)
     text_clusters: int = Field(default=0, ge=0)
+    sparse_ids: bool = False
     devices: int = Field(default=1, ge=1)
     strategy: TrainingStrategy = "auto"
     precision: TrainingPrecision = "32-true"

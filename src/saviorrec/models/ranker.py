@@ -46,6 +46,7 @@ class RankerConfig:
     attention_pooling: str = "softmax"  # "softmax" | "sigmoid" (DIN: keeps the match count)
     prior_feature: int = -1             # dense column added to the CTR logit (wide part); -1 = none
     interactions: bool = False          # explicit candidate x history match features (see ``match_features``)
+    sparse_ids: bool = False            # item-ID table with sparse gradients (``ranker_module``: SparseAdam)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,7 +64,9 @@ class Ranker(nn.Module):
             raise ValueError(f"variant {cfg.variant!r} needs semantic IDs ({spec.sids})")
         self.cfg, self.spec = cfg, spec
         d = cfg.id_dim
-        self.item_id = nn.Embedding(cfg.n_ids, d, padding_idx=0)
+        # the one table that grows with the catalog: with sparse gradients a step costs the batch's
+        # rows, not the whole catalog (a dense Adam step on 1M rows is half of a training step)
+        self.item_id = nn.Embedding(cfg.n_ids, d, padding_idx=0, sparse=cfg.sparse_ids)
         nn.init.normal_(self.item_id.weight, std=0.01)  # unseen items stay near the "generic item"
         with torch.no_grad():
             self.item_id.weight[0].zero_()

@@ -3,6 +3,11 @@
 CTCVR is learned over the whole impression space as pCTR * pCVR against ``click * conversion``
 (ESMM), only on rows whose conversion is known (``conversion >= 0``); with no conversion
 labels at all the CVR head is simply not trained.
+
+With ``sparse_ids`` the item-ID table gets sparse gradients and its own ``SparseAdam`` (Adam
+takes dense gradients only), so a step updates the batch's rows instead of the whole catalog;
+every other weight keeps Adam (with ``weight_decay``; SparseAdam has none). Two optimizers are
+stepped by hand (Lightning's manual optimization), one optimizer the same way.
 """
 
 from __future__ import annotations
@@ -39,12 +44,20 @@ class RankerModule(L.LightningModule):
         self.curve: list[dict] = []  # per-epoch mean losses (the training-curve plot)
         self._sums: dict[str, torch.Tensor] = {}  # on the training device: no host sync per step
         self._count = 0
+        self.automatic_optimization = False  # one or two optimizers, stepped together in training_step
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model(batch)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         losses = ranker_losses(self.model, batch, self.hparams.ctcvr_weight)
+        for optimizer in optimizers:
+            optimizer.zero_grad()
+        self.manual_backward(losses["loss"])
+        for optimizer in optimizers:
+            optimizer.step()
         n = len(batch["click"])
         for name, value in losses.items():
             self._sums[name] = self._sums.get(name, 0.0) + value.detach() * n
@@ -59,4 +72,9 @@ class RankerModule(L.LightningModule):
         self._sums, self._count = {}, 0
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        lr, weight_decay = self.hparams.lr, self.hparams.weight_decay
+        if not self.model.cfg.sparse_ids:
+            return torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
+        ids = self.model.item_id.weight
+        dense = [p for p in self.parameters() if p is not ids]
+        return [torch.optim.Adam(dense, lr=lr, weight_decay=weight_decay), torch.optim.SparseAdam([ids], lr=lr)]

@@ -22,6 +22,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from lightning.pytorch.accelerators import CPUAccelerator
 
 from saviorrec.config import Params
 from saviorrec.config.model import Ranker as RankerParams
@@ -50,7 +51,9 @@ from saviorrec.workspace import Workspace
 log = logging.getLogger(__name__)
 
 
-def build_config(params: Params, spec_name: str, vocab: IdVocab, cat_vocab: np.ndarray, features: ItemFeatures) -> RankerConfig:
+def build_config(params: Params, spec_name: str, vocab: IdVocab, cat_vocab: np.ndarray, features: ItemFeatures,
+                 sparse_ids: bool | None = None) -> RankerConfig:
+    """The ranker's shape from params and data; ``sparse_ids``: None = ``ranker.sparse_ids``."""
     rp = params.ranker
     levels = features.sid.shape[1] if features.sid is not None else 0
     codebook_size = 0
@@ -63,8 +66,14 @@ def build_config(params: Params, spec_name: str, vocab: IdVocab, cat_vocab: np.n
         mba_hidden=rp.mba_hidden, dnn_hidden=list(rp.dnn_hidden), dropout=rp.dropout,
         id_dropout=rp.id_dropout, attention_pooling=rp.attention_pooling,
         prior_feature=DENSE_FEATURES.index("heuristic_logit") if rp.wide_prior else -1,
-        interactions=rp.interactions,
+        interactions=rp.interactions, sparse_ids=rp.sparse_ids if sparse_ids is None else sparse_ids,
     )
+
+
+def sparse_ids_fit(rp: RankerParams, trainer: L.Trainer) -> bool:
+    """``ranker.sparse_ids`` unless several processes share GPUs: NCCL all-reduces dense tensors
+    only, while gloo (DDP on CPU) takes sparse gradients too."""
+    return rp.sparse_ids and (trainer.world_size == 1 or isinstance(trainer.accelerator, CPUAccelerator))
 
 
 def _rows_map(old_ids: np.ndarray, new_ids: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +185,9 @@ def train_ranker(params: Params, ws: Workspace, previous_dir: Path | None = None
                                                   previous_dir if previous is not None else None)
             for kind, kind_centroids in centroids.items():
                 content_clusters.save(staging, kind_centroids, kind)
-            config = build_config(params, rp.variant, vocab, cat_vocab, features)
+            trainer = make_trainer(rp, checkpoint_dir=checkpoints)
+            require_relaunchable(trainer, "ranker", rp)
+            config = build_config(params, rp.variant, vocab, cat_vocab, features, sparse_ids_fit(rp, trainer))
             L.seed_everything(params.seed, workers=True, verbose=False)
             module = RankerModule(config.to_dict(), lr=rp.lr, weight_decay=rp.weight_decay, ctcvr_weight=rp.ctcvr_weight)
             if previous is not None:
@@ -186,8 +197,6 @@ def train_ranker(params: Params, ws: Workspace, previous_dir: Path | None = None
             stream = DayStream(ws.path("events"), items, features, vocab, rp.seq_len, batch_size,
                                rp.heuristic_prior_strength, end=train_end, emit_from=emit_from, seed=params.seed,
                                clusters=features.counter_clusters(sid=meta["sid_counters"]))
-            trainer = make_trainer(rp, checkpoint_dir=checkpoints)
-            require_relaunchable(trainer, "ranker", rp)
             trainer.fit(module, datamodule=RankerDataModule(stream, rp.num_workers),
                         ckpt_path=str(ckpt_path) if ckpt_path else None)
             # the file Lightning resumed from ("last" resolved; None when it started fresh)

@@ -27,7 +27,7 @@ def _loss(outputs: Any) -> torch.Tensor | None:
 
 class TrainingCurve(L.Callback):
     """Rows ``{"step", "epoch", "kind", "loss"}``: ``kind`` is ``steps`` (mean over the last steps)
-    or ``epoch`` (mean over the epoch); ``step`` counts optimizer steps of this fit (from 1),
+    or ``epoch`` (mean over the epoch); ``step`` counts training steps (batches) of this fit (from 1),
     ``epoch`` is Lightning's (from 0, as in the checkpoints)."""
 
     def __init__(self, every_n_steps: int = EVERY_N_STEPS):
@@ -57,7 +57,9 @@ class TrainingCurve(L.Callback):
             self._epoch = []
 
     def _flush(self, trainer: L.Trainer, kind: str, losses: list[torch.Tensor]) -> None:
-        self.rows.append({"step": int(trainer.global_step), "epoch": int(trainer.current_epoch), "kind": kind,
+        # batches, not trainer.global_step: that counts every optimizer's steps (two a batch with
+        # sparse ID gradients)
+        self.rows.append({"step": trainer.fit_loop.epoch_loop.total_batch_idx + 1, "epoch": int(trainer.current_epoch), "kind": kind,
                           "loss": float(torch.stack(losses).float().mean())})
 
 
