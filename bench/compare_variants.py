@@ -197,8 +197,10 @@ def _plot(results: dict, path: Path) -> None:
         for bucket in ("overall", *BUCKETS):
             aucs = [s[bucket].get("ctr_auc") for s in seeds.values() if s[bucket].get("ctr_auc") is not None]
             oracle = [s[bucket].get("ctr_oracle_auc") for s in seeds.values() if s[bucket].get("ctr_oracle_auc") is not None]
+            sizes = [s[bucket].get("n", 0) for s in seeds.values()]  # the bars' labels carry each bucket's n
             rows.append({"variant": variant, "bucket": bucket, "ctr_auc": statistics.mean(aucs) if aucs else None,
-                         "ctr_oracle_auc": statistics.mean(oracle) if oracle else None})
+                         "ctr_oracle_auc": statistics.mean(oracle) if oracle else None,
+                         "n": round(statistics.mean(sizes)) if sizes else 0})
     if rows:
         plot_auc(pd.DataFrame(rows), path)
 
