@@ -97,7 +97,8 @@ class StepTimer(L.Callback):
             torch.cuda.synchronize()
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if trainer.global_step == self.warmup and self.start is None:
+        # batches, not global_step: that counts every optimizer's steps (two a batch with sparse IDs)
+        if trainer.fit_loop.epoch_loop.total_batch_idx == self.warmup and self.start is None:
             self._sync()
             self.start = time.perf_counter()
 
@@ -121,7 +122,7 @@ def timed_fit(trainer: L.Trainer, module: L.LightningModule, data, warmup: int) 
     if timer.start is None or not timer.samples:
         raise SystemExit(f"fewer than {warmup + 1} steps ran: raise the step count or lower --warmup")
     seconds = timer.end - timer.start
-    return {"steps": trainer.global_step - warmup, "samples": timer.samples, "seconds": round(seconds, 3),
+    return {"steps": trainer.fit_loop.epoch_loop.total_batch_idx + 1 - warmup, "samples": timer.samples, "seconds": round(seconds, 3),
             "samples_per_s": round(timer.samples / seconds, 1)}
 
 

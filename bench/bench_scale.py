@@ -161,7 +161,7 @@ def report(results: dict) -> str:
     entries = sorted((e for e in results["scales"].values() if "impressions" in e), key=lambda e: e["scale"])
     if not entries:
         return "no measured scale"
-    names = [s for s in entries[-1]["stages"]]
+    names = list(dict.fromkeys(name for e in entries for name in e["stages"]))  # a stopped scale lacks some
     heads = [f"x{e['scale']:g} ({e['impressions']:,} imp, {e['items']:,} items)" + (" PARTIAL" if e.get("partial") else "")
              for e in entries]
     lines = ["seconds (peak RSS MiB) per stage; throughput in impressions/s and items/s",
@@ -185,7 +185,8 @@ def report(results: dict) -> str:
     peaks = [max(r["peak_rss_mib"] for r in e["stages"].values()) for e in entries]
     cells = [f"{t:.0f}s (peak {p:.0f})" + (" so far" if e.get("partial") else "")
              for t, p, e in zip(totals, peaks, entries, strict=True)]
-    whole = [i for i, e in enumerate(entries) if not e.get("partial")]  # a stopped run's total is not a run's cost
+    whole = [i for i, e in enumerate(entries) if not e.get("partial") and not e.get("stopped_at")]  # a stopped run's
+    # total is not a run's cost
     entries_whole = [entries[i] for i in whole]
     totals, peaks = [totals[i] for i in whole], [peaks[i] for i in whole]
     lines.append(f"{'whole run':28s}" + "".join(f"{c:>44s}" for c in cells))
@@ -218,7 +219,7 @@ def plot(results: dict, path: Path) -> None:
 
     entries = sorted((e for e in results["scales"].values() if "impressions" in e), key=lambda e: e["scale"])
     fig, (secs, rss) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for name in entries[-1]["stages"] if entries else []:
+    for name in dict.fromkeys(n for e in entries for n in e["stages"]):
         done = [e for e in entries if name in e["stages"] and e["stages"][name]["exit"] == 0]
         x = [e["impressions"] for e in done]
         secs.plot(x, [e["stages"][name]["seconds"] for e in done], marker="o", label=name)
@@ -272,7 +273,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=None, help="OMP/MKL threads per stage (default: all cores)")
     parser.add_argument("--report", action="store_true", help="only print the table and redraw the PNG from --out")
     parser.add_argument("--daily", type=float, default=None, help="only the warm daily run at this scale")
-    parser.add_argument("--from-stage", choices=STAGES, default=STAGES[0],
+    # no later than train_ranker: the id_only run after a whole run leaves its ranker in the folder
+    # the candidate's evaluate would then score
+    parser.add_argument("--from-stage", choices=STAGES[:STAGES.index("train_ranker") + 1], default=STAGES[0],
                         help="measure again from this stage on, in the kept workspaces of --scales (after a change "
                              "to that stage or a later one); the earlier stages' figures are kept")
     args = parser.parse_args(argv)
@@ -293,9 +296,10 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.report:
         for scale in (float(s) for s in args.scales.split(",")):
             earlier = results["scales"].get(f"{scale:g}") if args.from_stage != STAGES[0] else None
-            if args.from_stage != STAGES[0] and (earlier is None or not (args.root / f"scale_{scale:g}").is_dir()):
-                parser.error(f"--from-stage {args.from_stage}: x{scale:g} has no earlier measurement in {args.out} "
-                             f"and workspace under {args.root}; measure it whole first")
+            if args.from_stage != STAGES[0] and (earlier is None or earlier.get("partial") or earlier.get("stopped_at")
+                                                 or not (args.root / f"scale_{scale:g}").is_dir()):
+                parser.error(f"--from-stage {args.from_stage}: x{scale:g} has no finished earlier measurement in "
+                             f"{args.out} and workspace under {args.root}; measure it whole first")
             def keep(entry: dict, key: str = f"{scale:g}") -> None:
                 results["scales"][key] = entry
                 args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -439,8 +439,10 @@ def test_sparse_id_gradients_stay_off_where_the_all_reduce_takes_dense_tensors_o
     from saviorrec.models.ranker_training import sparse_ids_fit
 
     on, off = SimpleNamespace(sparse_ids=True), SimpleNamespace(sparse_ids=False)
+    fp16 = SimpleNamespace(sparse_ids=True, precision="16-mixed")  # one loss scaler, two optimizer steps
     one_gpu = SimpleNamespace(world_size=1, accelerator=object())
     gpus = SimpleNamespace(world_size=2, accelerator=object())  # DDP over NCCL
     cpus = SimpleNamespace(world_size=2, accelerator=CPUAccelerator())  # DDP over gloo
     assert sparse_ids_fit(on, one_gpu) and sparse_ids_fit(on, cpus)
     assert not sparse_ids_fit(on, gpus) and not sparse_ids_fit(off, one_gpu)
+    assert not sparse_ids_fit(fp16, one_gpu) and sparse_ids_fit(SimpleNamespace(sparse_ids=True, precision="bf16-mixed"), one_gpu)

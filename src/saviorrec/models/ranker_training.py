@@ -71,9 +71,13 @@ def build_config(params: Params, spec_name: str, vocab: IdVocab, cat_vocab: np.n
 
 
 def sparse_ids_fit(rp: RankerParams, trainer: L.Trainer) -> bool:
-    """``ranker.sparse_ids`` unless several processes share GPUs: NCCL all-reduces dense tensors
-    only, while gloo (DDP on CPU) takes sparse gradients too."""
-    return rp.sparse_ids and (trainer.world_size == 1 or isinstance(trainer.accelerator, CPUAccelerator))
+    """``ranker.sparse_ids`` unless several processes share GPUs (NCCL all-reduces dense tensors
+    only; gloo, DDP on CPU, takes sparse gradients too) or under ``16-mixed``, whose loss scaler
+    updates once per optimizer step: with two optimizers the ID table could be unscaled with a
+    scale its gradient was not scaled by."""
+    if not rp.sparse_ids or str(getattr(rp, "precision", "32-true")) == "16-mixed":
+        return False
+    return trainer.world_size == 1 or isinstance(trainer.accelerator, CPUAccelerator)
 
 
 def _rows_map(old_ids: np.ndarray, new_ids: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
