@@ -34,7 +34,7 @@ from saviorrec.config import load_params  # noqa: E402
 from saviorrec.data.io import read_events, read_items  # noqa: E402
 from saviorrec.data.ranker_datamodule import DayStream  # noqa: E402
 from saviorrec.data.samples import IdVocab, SampleBuilder  # noqa: E402
-from saviorrec.models.ranker_module import RankerModule, ranker_losses  # noqa: E402
+from saviorrec.models.ranker_module import RankerModule, optimizer_list, ranker_losses  # noqa: E402
 from saviorrec.models.ranker_training import build_config, counter_meta, ranker_features  # noqa: E402
 from saviorrec.models.scoring import Scorer, replay  # noqa: E402
 from saviorrec.models.variants import VARIANTS  # noqa: E402
@@ -57,8 +57,7 @@ def _sync() -> None:
 def plain_loop(module: RankerModule, batches, epochs: int, device: torch.device) -> float:
     """Seconds for epochs 2..N (the first epoch is warm-up in both loops)."""
     module.to(device).train()
-    optimizers = module.configure_optimizers()
-    optimizers = optimizers if isinstance(optimizers, list) else [optimizers]  # two with sparse ID gradients
+    optimizers = optimizer_list(module)  # two with sparse ID gradients
     start = None
     for epoch in range(epochs):
         if epoch == 1:

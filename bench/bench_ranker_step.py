@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from saviorrec.config import load_params  # noqa: E402
 from saviorrec.data.samples import DENSE_FEATURES  # noqa: E402
-from saviorrec.models.ranker_module import RankerModule, ranker_losses  # noqa: E402
+from saviorrec.models.ranker_module import RankerModule, optimizer_list, ranker_losses  # noqa: E402
 
 CONTENT_DIM, LEVELS, CODEBOOK, CATEGORIES = 384, 5, 256, 50
 
@@ -56,8 +56,7 @@ def ms_per_step(n_ids: int, sparse: bool, batch: dict[str, torch.Tensor], rp, st
               "interactions": rp.interactions, "prior_feature": DENSE_FEATURES.index("heuristic_logit"),
               "sparse_ids": sparse}
     module = RankerModule(config, lr=rp.lr, weight_decay=rp.weight_decay).train()
-    optimizers = module.configure_optimizers()
-    optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+    optimizers = optimizer_list(module)  # two with sparse ID gradients
     for i in range(warmup + steps):
         if i == warmup:
             started = time.perf_counter()

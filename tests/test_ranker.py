@@ -22,7 +22,7 @@ from saviorrec.models import content_clusters
 from saviorrec.models.mba import MBA
 from saviorrec.models.ranker import Ranker, RankerConfig
 from saviorrec.models.ranker_artifacts import load_ranker
-from saviorrec.models.ranker_module import RankerModule, ranker_losses
+from saviorrec.models.ranker_module import RankerModule, optimizer_list, ranker_losses
 from saviorrec.models.ranker_training import warm_start_state
 from saviorrec.models.scoring import Scorer, score_events
 from saviorrec.models.target_attention import TargetAttention
@@ -371,8 +371,7 @@ def _two_disjoint_batches() -> tuple[dict, dict, torch.Tensor, torch.Tensor]:
 
 def _manual_steps(module: RankerModule, batches: list[dict]) -> list[torch.Tensor]:
     """The ID table after each optimizer step, stepping the module's own optimizers."""
-    optimizers = module.configure_optimizers()
-    optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+    optimizers = optimizer_list(module)  # two with sparse ID gradients
     tables = []
     for batch in batches:
         for opt in optimizers:

@@ -36,6 +36,12 @@ def ranker_losses(model: Ranker, batch: dict[str, torch.Tensor], ctcvr_weight: f
     return {"loss": ctr + ctcvr_weight * ctcvr, "ctr_loss": ctr, "ctcvr_loss": ctcvr}
 
 
+def optimizer_list(module: RankerModule) -> list[torch.optim.Optimizer]:
+    """The module's optimizers as a list (one, or two with sparse ID gradients), for a plain loop."""
+    configured = module.configure_optimizers()
+    return configured if isinstance(configured, list) else [configured]
+
+
 class RankerModule(L.LightningModule):
     def __init__(self, config: dict, lr: float, weight_decay: float = 0.0, ctcvr_weight: float = 1.0):
         super().__init__()
