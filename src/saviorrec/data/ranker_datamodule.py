@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from saviorrec.data.io import iter_event_days
-from saviorrec.data.samples import IdVocab, ItemFeatures, SampleBuilder, encode_batch, to_tensors
+from saviorrec.data.samples import IdVocab, ItemFeatures, SampleBuilder, encode_rows, to_tensors, with_item_features
 
 
 def batch_bounds(rows: int, batch_size: int) -> list[tuple[int, int]]:
@@ -83,14 +83,14 @@ class DayStream(IterableDataset):
             samples = builder.step(events, emit=emit)
             if samples is None or len(samples) == 0:
                 continue
-            arrays = encode_batch(samples, self.features, self.vocab, self.prior_strength)
+            arrays = encode_rows(samples, self.features, self.vocab, self.prior_strength)
             order = rng.permutation(len(samples)) if self.shuffle else np.arange(len(samples))
             order = order[:len(order) - len(order) % self.world][self.rank::self.world]
             # the global batch, rounded down to a multiple of the ranks (2 rows at least: BatchNorm)
             batch_size = max(2, self.batch_size // self.world)
             for start, stop in batch_bounds(len(order), batch_size):
                 idx = order[start:stop]
-                yield to_tensors({k: v[idx] for k, v in arrays.items()})
+                yield to_tensors(with_item_features({k: v[idx] for k, v in arrays.items()}, self.features))
 
     def _chunks(self) -> Iterator[tuple[bool, pd.DataFrame]]:
         """Consecutive days merged up to ``chunk_rows`` rows (sparse logs have many tiny days), never

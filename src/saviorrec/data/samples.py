@@ -336,27 +336,43 @@ class IdVocab:
         return rows.reshape(np.shape(item_ids)).astype(np.int64)
 
 
-def encode_batch(samples: DaySamples, features: ItemFeatures, vocab: IdVocab, prior_strength: float) -> dict:
-    """Numpy arrays the ranker consumes (see ``saviorrec.models.ranker.Ranker.forward``)."""
-    cand_rows = features.rows(samples.frame["item_id"].to_numpy(np.int64))
-    hist_rows = features.rows(samples.history)
-    batch = {
+def encode_rows(samples: DaySamples, features: ItemFeatures, vocab: IdVocab, prior_strength: float) -> dict:
+    """Per-impression arrays of a day: IDs, labels, dense features, and each item's row in the frozen
+    feature tables (``cand_row``, ``hist_row``) instead of the table values. The values are gathered
+    per batch (:func:`with_item_features`): a day's history content would be rows x seq_len x the
+    vector width (30 KB an impression with MiniLM vectors), a batch's is bounded by the batch size."""
+    return {
         "cand_id": vocab.rows(samples.frame["item_id"].to_numpy(np.int64)),
         "hist_id": vocab.rows(samples.history),
         "hist_mask": samples.history >= 0,
-        "cand_cat": features.category[cand_rows],
-        "hist_cat": features.category[hist_rows],
+        "cand_row": features.rows(samples.frame["item_id"].to_numpy(np.int64)),
+        "hist_row": features.rows(samples.history),
         "dense": dense_features(samples, prior_strength),
         "click": samples.frame["click"].to_numpy(np.float32),
         "conversion": np.nan_to_num(samples.frame["conversion"].to_numpy(np.float32), nan=-1.0),
     }
+
+
+def with_item_features(rows: dict, features: ItemFeatures) -> dict:
+    """:func:`encode_rows` arrays (or a batch of their rows) with the item features looked up: the
+    arrays the ranker consumes (see ``saviorrec.models.ranker.Ranker.forward``)."""
+    cand, hist = rows["cand_row"], rows["hist_row"]
+    batch = {k: v for k, v in rows.items() if k not in ("cand_row", "hist_row")}
+    batch["cand_cat"] = features.category[cand]
+    batch["hist_cat"] = features.category[hist]
     if features.content is not None:
-        batch["cand_content"] = features.content[cand_rows]
-        batch["hist_content"] = features.content[hist_rows]
+        batch["cand_content"] = features.content[cand]
+        batch["hist_content"] = features.content[hist]
     if features.sid is not None:
-        batch["cand_sid"] = features.sid[cand_rows]
-        batch["hist_sid"] = features.sid[hist_rows]
+        batch["cand_sid"] = features.sid[cand]
+        batch["hist_sid"] = features.sid[hist]
     return batch
+
+
+def encode_batch(samples: DaySamples, features: ItemFeatures, vocab: IdVocab, prior_strength: float) -> dict:
+    """Numpy arrays the ranker consumes (see ``saviorrec.models.ranker.Ranker.forward``), for a batch
+    of samples; a whole day goes through :func:`encode_rows` and :func:`with_item_features` per batch."""
+    return with_item_features(encode_rows(samples, features, vocab, prior_strength), features)
 
 
 def to_tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

@@ -33,8 +33,9 @@ from saviorrec.data.samples import (
     IdVocab,
     ItemFeatures,
     SampleBuilder,
-    encode_batch,
+    encode_rows,
     to_tensors,
+    with_item_features,
 )
 from saviorrec.models.heuristic import heuristic_ctr
 from saviorrec.models.ranker_artifacts import load_item_features, load_ranker
@@ -115,11 +116,12 @@ class Scorer:
             return p_ctr, p_ctr * (self.meta.get("conversion_per_click") or 1.0)
         module: RankerModule = self.module
         device = module.device
-        arrays = encode_batch(samples, self.features, self.vocab, k)
+        arrays = encode_rows(samples, self.features, self.vocab, k)
         arrays["dense"] = arrays["dense"][:, self.dense_columns]
         out_ctr, out_ctcvr = [], []
         for start in range(0, len(samples), self.batch_size):
-            batch = {key: v.to(device) for key, v in to_tensors({k_: a[start:start + self.batch_size] for k_, a in arrays.items()}).items()}
+            rows = {k_: a[start:start + self.batch_size] for k_, a in arrays.items()}
+            batch = {key: v.to(device) for key, v in to_tensors(with_item_features(rows, self.features)).items()}
             ctr_logit, cvr_logit = module(batch)
             out_ctr.append(torch.sigmoid(ctr_logit).cpu().numpy())
             out_ctcvr.append((torch.sigmoid(ctr_logit) * torch.sigmoid(cvr_logit)).cpu().numpy())
