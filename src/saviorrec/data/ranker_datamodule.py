@@ -34,7 +34,14 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from saviorrec.data.io import iter_event_days
-from saviorrec.data.samples import IdVocab, ItemFeatures, SampleBuilder, encode_rows, to_tensors, with_item_features
+from saviorrec.data.samples import (
+    IdVocab,
+    ItemFeatures,
+    SampleBuilder,
+    encode_rows,
+    to_tensors,
+    with_item_features,
+)
 
 
 def batch_bounds(rows: int, batch_size: int) -> list[tuple[int, int]]:
