@@ -47,6 +47,7 @@ def _world(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, ItemFeatures]:
 
 
 def _peak_bytes(fn) -> int:
+    # numpy's buffers only: the gathering is numpy indexing (a torch-side gather would not be seen)
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()

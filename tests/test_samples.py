@@ -132,6 +132,31 @@ def test_day_stream_replays_all_days_but_emits_from_the_given_day(tmp_path):
     assert sum(len(b["click"]) for b in first_two) == 300 - n_last
 
 
+def test_day_stream_expected_batches_is_close_to_the_epoch(tmp_path):
+    """The progress ETA of a streamed epoch: the batch count from the emitted impressions is off
+    by at most one batch a chunk (its tail), on one process and on each of two ranks."""
+    items = _items()
+    rng = np.random.default_rng(1)
+    rows = [(i, int(rng.integers(0, 3 * 1440 - 8 * 60)), int(rng.integers(0, 5)), int(rng.integers(1, 7)), 0)
+            for i in range(300)]
+    events = _events(rows)
+    write_events(events, tmp_path / "events")
+    feats = ItemFeatures.build(items, np.array(["a", "b"], dtype=object), None, None)
+    emit_from = dt.date(2024, 1, 2)
+    emitted = int((events["ts"].dt.date >= emit_from).sum())
+    for world in (1, 2):
+        for rank in range(world):
+            stream = DayStream(tmp_path / "events", items, feats, IdVocab(items["item_id"]), seq_len=5, batch_size=16,
+                               prior_strength=5.0, end=dt.date(2024, 1, 4), emit_from=emit_from, chunk_rows=60,
+                               rows=emitted)
+            stream.shard(rank, world)
+            chunks = sum(1 for emit, _ in stream._chunks() if emit)
+            actual = sum(1 for _ in stream)
+            assert abs(stream.expected_batches() - actual) <= chunks, (world, rank, stream.expected_batches(), actual)
+    assert DayStream(tmp_path / "events", items, feats, IdVocab(items["item_id"]), seq_len=5, batch_size=16,
+                     prior_strength=5.0, end=dt.date(2024, 1, 4)).expected_batches() is None
+
+
 def test_day_stream_never_yields_a_batch_of_one(tmp_path):
     """The ranker's BatchNorm cannot train on one row: a sparse month of 33 impressions in batches of
     32 used to end in a batch of one and fail the fit."""

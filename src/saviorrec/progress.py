@@ -37,13 +37,14 @@ class Progress:
             self.bar.update(n)
             return
         now = time.monotonic()
-        if now - self.last_logged >= self.interval and self.done < self.total:
+        if now - self.last_logged >= self.interval and (not self.total or self.done < self.total):
             self.last_logged = now
             log.info("%s: %s", self.what, self.meter(now))
 
     def meter(self, now: float | None = None) -> str:
         elapsed = (now or time.monotonic()) - self.started
-        return tqdm.format_meter(self.done, self.total, elapsed, unit=f" {self.unit}", ncols=0)
+        # an unknown total (0) gets the count and the rate, without a share or an ETA
+        return tqdm.format_meter(self.done, self.total or None, elapsed, unit=f" {self.unit}", ncols=0)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -59,7 +60,9 @@ class Progress:
 
 
 class TrainingProgress(L.Callback):
-    """Batches of the running epoch with rate and ETA, for fits long enough to need it."""
+    """Batches of the running epoch with rate and ETA, for fits long enough to need it. A streamed
+    epoch (an iterable dataset) takes its length from the DataModule's ``expected_batches()``, and
+    without one it logs the count and the rate."""
 
     def __init__(self, interval: float = LOG_INTERVAL_S):
         self.interval = interval
@@ -67,9 +70,11 @@ class TrainingProgress(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         total = trainer.num_training_batches
-        total = int(total) if total != float("inf") else 0
+        if total == float("inf"):  # a streamed epoch has no length: its DataModule may know about how long it is
+            expected = getattr(trainer.datamodule, "expected_batches", None)
+            total = (expected() if callable(expected) else None) or 0
         what = f"{type(module).__name__} epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
-        self.progress = Progress(what, total, "batch", self.interval)
+        self.progress = Progress(what, int(total), "batch", self.interval)
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args) -> None:
         if self.progress is not None:

@@ -63,13 +63,14 @@ class DayStream(IterableDataset):
     def __init__(self, events_root: str | Path, items: pd.DataFrame, features: ItemFeatures, vocab: IdVocab,
                  seq_len: int, batch_size: int, prior_strength: float, end: dt.date,
                  emit_from: dt.date | None = None, shuffle: bool = True, seed: int = 0, chunk_rows: int = 20000,
-                 clusters: dict[str, tuple[np.ndarray, np.ndarray]] | None = None):
+                 clusters: dict[str, tuple[np.ndarray, np.ndarray]] | None = None, rows: int | None = None):
         super().__init__()
         self.events_root, self.items, self.features, self.vocab = events_root, items, features, vocab
         self.seq_len, self.batch_size, self.prior_strength = seq_len, batch_size, prior_strength
         self.end, self.emit_from, self.shuffle, self.seed = end, emit_from, shuffle, seed
         self.chunk_rows = chunk_rows
         self.clusters = clusters  # groupings for the user x group counters (SampleBuilder)
+        self.rows = rows  # impressions an epoch emits, when the caller counted them: the progress ETA
         self.epoch = 0
         self.rank, self.world = 0, 1
 
@@ -78,6 +79,14 @@ class DayStream(IterableDataset):
         if not 0 <= rank < world:
             raise ValueError(f"rank {rank} outside a world of {world} processes")
         self.rank, self.world = rank, world
+
+    def expected_batches(self) -> int | None:
+        """About how many batches an epoch yields on this rank (None: rows not given). An iterable
+        dataset has no length, so without this a long epoch could not show an ETA; chunk tails
+        (:func:`batch_bounds`) make the true count differ by at most one batch per chunk."""
+        if self.rows is None:
+            return None
+        return -(-(self.rows // self.world) // max(2, self.batch_size // self.world))
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         worker = get_worker_info()
@@ -125,6 +134,10 @@ class RankerDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         if self.trainer is not None:  # one share per training process (Lightning's rank and world size)
             self.stream.shard(self.trainer.global_rank, self.trainer.world_size)
+
+    def expected_batches(self) -> int | None:
+        """Read by :class:`~saviorrec.progress.TrainingProgress` for the epoch's ETA."""
+        return self.stream.expected_batches()
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.stream, batch_size=None, num_workers=self.num_workers,

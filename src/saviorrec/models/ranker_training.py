@@ -200,7 +200,7 @@ def train_ranker(params: Params, ws: Workspace, previous_dir: Path | None = None
             summary["batch_size"] = batch_size
             stream = DayStream(ws.path("events"), items, features, vocab, rp.seq_len, batch_size,
                                rp.heuristic_prior_strength, end=train_end, emit_from=emit_from, seed=params.seed,
-                               clusters=features.counter_clusters(sid=meta["sid_counters"]))
+                               clusters=features.counter_clusters(sid=meta["sid_counters"]), rows=emitted)
             trainer.fit(module, datamodule=RankerDataModule(stream, rp.num_workers),
                         ckpt_path=str(ckpt_path) if ckpt_path else None)
             # the file Lightning resumed from ("last" resolved; None when it started fresh)
