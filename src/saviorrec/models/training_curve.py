@@ -33,34 +33,43 @@ class TrainingCurve(L.Callback):
     def __init__(self, every_n_steps: int = EVERY_N_STEPS):
         self.every_n_steps = every_n_steps
         self.rows: list[dict[str, Any]] = []
-        self._window: list[torch.Tensor] = []
-        self._epoch: list[torch.Tensor] = []
+        # running (sum, count) of the window and of the epoch. Not a list of every step's loss: each
+        # kept tensor is a small allocation that outlives the step's large ones, and on the CPU the
+        # heap between them cannot be handed back, so memory grew with the batches of an epoch
+        # (3 GiB over one encoder epoch of `large` x0.2).
+        self._window: tuple[torch.Tensor, int] | None = None
+        self._epoch: tuple[torch.Tensor, int] | None = None
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         loss = _loss(outputs)
         if loss is None:
             return
-        loss = loss.detach()
-        self._window.append(loss)
-        self._epoch.append(loss)
-        if len(self._window) >= self.every_n_steps:
+        loss = loss.detach().float()
+        self._window = _add(self._window, loss)
+        self._epoch = _add(self._epoch, loss)
+        if self._window[1] >= self.every_n_steps:
             self._flush(trainer, "steps", self._window)
-            self._window = []
+            self._window = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if self._window:  # the epoch's last, shorter window
+        if self._window is not None:  # the epoch's last, shorter window
             self._flush(trainer, "steps", self._window)
-            self._window = []
-        if self._epoch:
+            self._window = None
+        if self._epoch is not None:
             self._flush(trainer, "epoch", self._epoch)
-            self._epoch = []
+            self._epoch = None
 
-    def _flush(self, trainer: L.Trainer, kind: str, losses: list[torch.Tensor]) -> None:
+    def _flush(self, trainer: L.Trainer, kind: str, total: tuple[torch.Tensor, int]) -> None:
         # batches, not trainer.global_step: that counts every optimizer's steps (two a batch with
         # sparse ID gradients)
         self.rows.append({"step": trainer.fit_loop.epoch_loop.total_batch_idx + 1, "epoch": int(trainer.current_epoch), "kind": kind,
-                          "loss": float(torch.stack(losses).float().mean())})
+                          "loss": float(total[0]) / total[1]})
+
+
+def _add(total: tuple[torch.Tensor, int] | None, loss: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``total`` plus one step's loss; the sum is a new tensor and the previous one is freed."""
+    return (loss.clone(), 1) if total is None else (total[0] + loss, total[1] + 1)
 
 
 def training_curve(trainer: L.Trainer, kind: str = "steps") -> list[dict[str, Any]]:
