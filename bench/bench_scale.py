@@ -12,7 +12,8 @@ For each scale ``s`` it builds ``ROOT/scale_<s>`` (the ``large`` world with user
 daily impressions multiplied by ``s``, 60 days kept, the training budgets scaled to the data as
 bench/bench_cold_start.py's ``syn-large-<s>`` settings) and runs every stage up to
 ``validate_model`` exactly as ``dvc repro`` does: ``python -m pipelines.<stage>`` in a child
-process, so that each stage's wall time and peak RSS are its own (``os.wait4``). Then the
+process, so that each stage's wall time and peak RSS are its own (``os.wait4``), with its RSS
+every 2 s in ``logs/<stage>.rss.csv`` (where in the stage memory grows). Then the
 ``id_only`` ranker on the same workspace, for the quality comparison. A gate that fails is
 recorded and the run goes on; a training stage that fails stops that scale. Each scale gets a cold
 MiniLM text cache: encoding the catalog is part of what a first run costs.
@@ -44,6 +45,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -59,6 +61,7 @@ STAGES = ["ingest", "validate_logs", "train_encoder", "build_codebook", "validat
           "train_ranker", "evaluate", "baseline", "validate_model"]
 GATES = {"validate_logs", "validate_sids", "validate_model"}
 COMPARED = "id_only"  # ranker variant run after the pipeline, for the quality comparison
+RSS_EVERY_S = 2.0  # the per-stage RSS trace (logs/<stage>.rss.csv)
 
 
 def scale_overrides(scale: float) -> dict:
@@ -76,12 +79,33 @@ def run_child(stage: str, ws: Path, log: Path, sets: list[str], threads: int | N
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     started = time.perf_counter()
+    trace = log.with_suffix(".rss.csv")
     with log.open("w") as out:
         child = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        stop = threading.Event()
+        sampler = threading.Thread(target=trace_rss, args=(child.pid, trace, started, stop), daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS, not the session's
+        stop.set()
+        sampler.join()
         child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
     return {"seconds": round(time.perf_counter() - started, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
-            "exit": child.returncode, "log": str(log)}
+            "exit": child.returncode, "log": str(log), "rss_trace": str(trace)}
+
+
+def trace_rss(pid: int, path: Path, started: float, stop: threading.Event, every_s: float = RSS_EVERY_S) -> None:
+    """``seconds,rss_mib`` of process ``pid`` every ``every_s`` seconds until ``stop`` (Linux /proc):
+    where in a stage memory grows, which the peak alone does not say (it grew with an epoch's batches)."""
+    status = Path(f"/proc/{pid}/status")
+    with path.open("w") as out:
+        out.write("seconds,rss_mib\n")
+        while not stop.wait(every_s):
+            try:
+                rss_kib = next(int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmRSS:"))
+            except (OSError, StopIteration):  # gone, or a zombie without VmRSS
+                return
+            out.write(f"{time.perf_counter() - started:.1f},{rss_kib / 1024:.0f}\n")
+            out.flush()
 
 
 def _ranker_metrics(ws: Path) -> dict:
