@@ -181,11 +181,16 @@ def _num(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def stage_names(entries: list[dict]) -> list[str]:
+    """Every stage measured at any scale, in first-seen order (a stopped scale lacks some)."""
+    return list(dict.fromkeys(name for e in entries for name in e["stages"]))
+
+
 def report(results: dict) -> str:
     entries = sorted((e for e in results["scales"].values() if "impressions" in e), key=lambda e: e["scale"])
     if not entries:
         return "no measured scale"
-    names = list(dict.fromkeys(name for e in entries for name in e["stages"]))  # a stopped scale lacks some
+    names = stage_names(entries)
     heads = [f"x{e['scale']:g} ({e['impressions']:,} imp, {e['items']:,} items)" + (" PARTIAL" if e.get("partial") else "")
              for e in entries]
     lines = ["seconds (peak RSS MiB) per stage; throughput in impressions/s and items/s",
@@ -209,8 +214,8 @@ def report(results: dict) -> str:
     peaks = [max(r["peak_rss_mib"] for r in e["stages"].values()) for e in entries]
     cells = [f"{t:.0f}s (peak {p:.0f})" + (" so far" if e.get("partial") else "")
              for t, p, e in zip(totals, peaks, entries, strict=True)]
-    whole = [i for i, e in enumerate(entries) if not e.get("partial") and not e.get("stopped_at")]  # a stopped run's
-    # total is not a run's cost
+    # a stopped run's total is not a run's cost
+    whole = [i for i, e in enumerate(entries) if not e.get("partial") and not e.get("stopped_at")]
     entries_whole = [entries[i] for i in whole]
     totals, peaks = [totals[i] for i in whole], [peaks[i] for i in whole]
     lines.append(f"{'whole run':28s}" + "".join(f"{c:>44s}" for c in cells))
@@ -243,7 +248,7 @@ def plot(results: dict, path: Path) -> None:
 
     entries = sorted((e for e in results["scales"].values() if "impressions" in e), key=lambda e: e["scale"])
     fig, (secs, rss) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for name in dict.fromkeys(n for e in entries for n in e["stages"]):
+    for name in stage_names(entries):
         done = [e for e in entries if name in e["stages"] and e["stages"][name]["exit"] == 0]
         x = [e["impressions"] for e in done]
         secs.plot(x, [e["stages"][name]["seconds"] for e in done], marker="o", label=name)

@@ -341,11 +341,12 @@ def encode_rows(samples: DaySamples, features: ItemFeatures, vocab: IdVocab, pri
     feature tables (``cand_row``, ``hist_row``) instead of the table values. The values are gathered
     per batch (:func:`with_item_features`): a day's history content would be rows x seq_len x the
     vector width (30 KB an impression with MiniLM vectors), a batch's is bounded by the batch size."""
+    candidates = samples.frame["item_id"].to_numpy(np.int64)
     return {
-        "cand_id": vocab.rows(samples.frame["item_id"].to_numpy(np.int64)),
+        "cand_id": vocab.rows(candidates),
         "hist_id": vocab.rows(samples.history),
         "hist_mask": samples.history >= 0,
-        "cand_row": features.rows(samples.frame["item_id"].to_numpy(np.int64)),
+        "cand_row": features.rows(candidates),
         "hist_row": features.rows(samples.history),
         "dense": dense_features(samples, prior_strength),
         "click": samples.frame["click"].to_numpy(np.float32),
