@@ -266,22 +266,59 @@ def plot(results: dict, path: Path) -> None:
 DAILY_VARIANTS = "saviorrec,content_frozen"  # the candidate and the model gate's baseline ranker
 
 
-def measure_daily(scale: float, root: Path) -> dict:
-    """Seconds per stage of the warm daily run at ``scale`` (the second step of a 2-step backtest)."""
+def measure_daily(scale: float, root: Path, text_cache: Path | None = None) -> dict:
+    """Seconds per stage of the warm daily run at ``scale`` (the second step of a 2-step backtest),
+    and the process's RSS over both steps (``logs/daily.rss.csv``; the stages run in this process).
+
+    ``text_cache``: MiniLM vectors of an earlier run on the same world (a ``--scales`` workspace's
+    ``.cache/text_features``) seed the backtest's shared cache, so the cold first day skips encoding
+    titles it has seen; the vectors are keyed by title, and the warm day's new items are not in it.
+    """
     from saviorrec.backtest import run_backtest
 
     world = {k: v for k, v in scale_overrides(scale).items() if not k.startswith("split.")}
     folder = root / f"daily_{scale:g}"
     if folder.exists():  # a measurement, not a resume: an earlier run's finished steps would be kept
         shutil.rmtree(folder)
+    if text_cache is not None:
+        shutil.copytree(text_cache, folder / ".cache" / "text_features")
     overrides = {"preset": "large", **world, "backtest.root": str(folder), "backtest.days": 2,
                  "backtest.variants": DAILY_VARIANTS.split(","), "backtest.gates": True}
-    report = run_backtest(REPO / "params.yaml", overrides)
+    (folder / "logs").mkdir(parents=True, exist_ok=True)
+    started, events, stop = time.perf_counter(), [], threading.Event()
+
+    def echo(line: str) -> None:  # the backtest's progress lines, timed to place its stages on the RSS trace
+        events.append((round(time.perf_counter() - started, 1), line.strip()))
+        print(line, flush=True)
+
+    sampler = threading.Thread(target=trace_rss, daemon=True,
+                               args=(os.getpid(), folder / "logs" / "daily.rss.csv", started, stop))
+    sampler.start()
+    try:
+        report = run_backtest(REPO / "params.yaml", overrides, echo=echo)
+    finally:
+        stop.set()
+        sampler.join()
+    (folder / "logs" / "daily.events.json").write_text(json.dumps(events, indent=1))
     warm, cold = (_step_seconds([r for r in report["rows"] if r["step"] == step]) for step in (1, 0))
     rows = [r for r in report["rows"] if r["step"] == 1]
     return {"scale": scale, "warm_day": warm, "warm_total": round(sum(warm.values()), 1),
             "cold_day_total": round(sum(cold.values()), 1), "encoder_refreshed": rows[0]["encoder_refreshed"],
-            "warm_starts": {r["variant"]: r["ranker_warm_start"] for r in rows}}
+            "warm_starts": {r["variant"]: r["ranker_warm_start"] for r in rows},
+            "text_cache_seeded": text_cache is not None,
+            "peak_rss_mib": _step_peaks(folder / "logs" / "daily.rss.csv", events)}
+
+
+def _step_peaks(trace: Path, events: list[tuple[float, str]]) -> dict[str, float]:
+    """Peak RSS (MiB) of the sampled trace before and after the first step's finishing line.
+
+    One process runs both steps, so the warm day's figure includes what the cold day left on the
+    heap: an upper bound for the DAG, whose tasks each run in a fresh process."""
+    samples = [tuple(map(float, line.split(","))) for line in trace.read_text().splitlines()[1:]]
+    split = next((t for t, line in events if line.startswith("step 1/")), math.inf)
+    cold = [rss for t, rss in samples if t <= split]
+    warm = [rss for t, rss in samples if t > split]
+    return {"cold_day": max(cold, default=0.0), "warm_day": max(warm, default=0.0)}
 
 
 def _step_seconds(rows: list[dict]) -> dict[str, float]:
@@ -302,6 +339,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=None, help="OMP/MKL threads per stage (default: all cores)")
     parser.add_argument("--report", action="store_true", help="only print the table and redraw the PNG from --out")
     parser.add_argument("--daily", type=float, default=None, help="only the warm daily run at this scale")
+    parser.add_argument("--text-cache", type=Path, default=None,
+                        help="with --daily: seed the MiniLM cache from this folder (a --scales workspace's "
+                             ".cache/text_features on the same world)")
     # no later than train_ranker: the id_only run after a whole run leaves its ranker in the folder
     # the candidate's evaluate would then score
     parser.add_argument("--from-stage", choices=STAGES[:STAGES.index("train_ranker") + 1], default=STAGES[0],
@@ -311,13 +351,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     results = json.loads(args.out.read_text()) if args.out.is_file() else {"scales": {}}
     if args.daily is not None:
-        daily = measure_daily(args.daily, args.root)
+        daily = measure_daily(args.daily, args.root, args.text_cache)
         results.setdefault("daily", {})[f"{args.daily:g}"] = daily
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))
         print(f"warm daily run at x{args.daily:g}: {daily['warm_total']:.0f} s (the cold first day: "
               f"{daily['cold_day_total']:.0f} s); encoder refreshed: {daily['encoder_refreshed']}; "
-              f"rankers continued: {daily['warm_starts']}")
+              f"rankers continued: {daily['warm_starts']}; peak RSS MiB {daily['peak_rss_mib']}")
         for stage, seconds in daily["warm_day"].items():
             print(f"  {stage:32s} {seconds:8.1f} s")
         return results
