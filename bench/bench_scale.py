@@ -5,6 +5,8 @@
     .venv/bin/python bench/bench_scale.py --scales 0.1,0.2 --root /tmp/scale    # adds to the same metrics/scale.json
     .venv/bin/python bench/bench_scale.py --report                               # table, exponents and PNG only
     .venv/bin/python bench/bench_scale.py --daily 0.2 --root /tmp/scale          # the warm daily run at x0.2
+    .venv/bin/python bench/bench_scale.py --daily 0.2 --root /tmp/scale --seed-from /tmp/scale/scale_0.2
+                                                          # the same, its cold day reusing that run's MiniLM vectors
     .venv/bin/python bench/bench_scale.py --scales 0.02,0.05 --root /tmp/scale --from-stage train_ranker
                                                           # after a ranker change: its stages again, same data
 
@@ -39,6 +41,7 @@ in a backtest step, and its stages run in this process (``--threads`` does not a
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import math
 import os
@@ -54,7 +57,7 @@ sys.path.insert(0, str(BENCH))
 
 import bench_cold_start as cold  # noqa: E402  (puts the repository root on sys.path)
 
-from saviorrec.config import write_workspace_params  # noqa: E402
+from saviorrec.config import load_params, write_workspace_params  # noqa: E402
 
 REPO = cold.REPO
 STAGES = ["ingest", "validate_logs", "train_encoder", "build_codebook", "validate_sids",
@@ -266,13 +269,14 @@ def plot(results: dict, path: Path) -> None:
 DAILY_VARIANTS = "saviorrec,content_frozen"  # the candidate and the model gate's baseline ranker
 
 
-def measure_daily(scale: float, root: Path, text_cache: Path | None = None) -> dict:
+def measure_daily(scale: float, root: Path, seed_from: Path | None = None) -> dict:
     """Seconds per stage of the warm daily run at ``scale`` (the second step of a 2-step backtest),
     and the process's RSS over both steps (``logs/daily.rss.csv``; the stages run in this process).
 
-    ``text_cache``: MiniLM vectors of an earlier run on the same world (a ``--scales`` workspace's
-    ``.cache/text_features``) seed the backtest's shared cache, so the cold first day skips encoding
-    titles it has seen; the vectors are keyed by title, and the warm day's new items are not in it.
+    The backtest replays the last two days of the ``--scales`` world (the same 60 days, so the same
+    catalog). ``seed_from``: a ``--scales`` workspace at this scale whose MiniLM vectors seed the
+    backtest's text cache, so the cold first day skips encoding titles already encoded there; the
+    titles of items first seen on the warm day are left out, so the warm day still encodes its own.
     """
     from saviorrec.backtest import run_backtest
 
@@ -280,9 +284,12 @@ def measure_daily(scale: float, root: Path, text_cache: Path | None = None) -> d
     folder = root / f"daily_{scale:g}"
     if folder.exists():  # a measurement, not a resume: an earlier run's finished steps would be kept
         shutil.rmtree(folder)
-    if text_cache is not None:
-        shutil.copytree(text_cache, folder / ".cache" / "text_features")
+    params = load_params(REPO / "params.yaml", {"preset": "large", **world})
+    warm_day = params.synthetic.start_date + dt.timedelta(days=params.synthetic.n_days - 1)
+    if seed_from is not None:
+        _seed_text_cache(seed_from, folder / ".cache" / "text_features", params.encoder.text_model, warm_day)
     overrides = {"preset": "large", **world, "backtest.root": str(folder), "backtest.days": 2,
+                 "backtest.start": (warm_day - dt.timedelta(days=1)).isoformat(),
                  "backtest.variants": DAILY_VARIANTS.split(","), "backtest.gates": True}
     (folder / "logs").mkdir(parents=True, exist_ok=True)
     started, events, stop = time.perf_counter(), [], threading.Event()
@@ -305,8 +312,29 @@ def measure_daily(scale: float, root: Path, text_cache: Path | None = None) -> d
     return {"scale": scale, "warm_day": warm, "warm_total": round(sum(warm.values()), 1),
             "cold_day_total": round(sum(cold.values()), 1), "encoder_refreshed": rows[0]["encoder_refreshed"],
             "warm_starts": {r["variant"]: r["ranker_warm_start"] for r in rows},
-            "text_cache_seeded": text_cache is not None,
+            "text_cache_seeded_from": str(seed_from) if seed_from else None,
             "peak_rss_mib": _step_peaks(folder / "logs" / "daily.rss.csv", events)}
+
+
+def _seed_text_cache(workspace: Path, cache: Path, model: str, warm_day: dt.date) -> None:
+    """Copy ``workspace``'s cached MiniLM vectors to ``cache``, without the warm day's new items."""
+    import numpy as np
+    import pandas as pd
+
+    from saviorrec.models.text import cache_keys, item_texts
+
+    items = pd.read_parquet(workspace / "data" / "items.parquet")
+    new = set(cache_keys(model, item_texts(items[pd.to_datetime(items["first_seen"]).dt.date >= warm_day])))
+    keys, vectors = [], []
+    for part in sorted((workspace / ".cache" / "text_features").glob("part-*.npz")):
+        with np.load(part) as data:
+            keep = np.array([k not in new for k in data["keys"].tolist()], dtype=bool)
+            keys.append(data["keys"][keep])
+            vectors.append(data["vectors"][keep])
+    cache.mkdir(parents=True)
+    np.savez(cache / "part-seed.npz", keys=np.concatenate(keys), vectors=np.concatenate(vectors))
+    print(f"text cache seeded from {workspace}: {sum(map(len, keys))} titles, "
+          f"{len(new)} first seen on the warm day {warm_day} left out", flush=True)
 
 
 def _step_peaks(trace: Path, events: list[tuple[float, str]]) -> dict[str, float]:
@@ -339,9 +367,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=None, help="OMP/MKL threads per stage (default: all cores)")
     parser.add_argument("--report", action="store_true", help="only print the table and redraw the PNG from --out")
     parser.add_argument("--daily", type=float, default=None, help="only the warm daily run at this scale")
-    parser.add_argument("--text-cache", type=Path, default=None,
-                        help="with --daily: seed the MiniLM cache from this folder (a --scales workspace's "
-                             ".cache/text_features on the same world)")
+    parser.add_argument("--seed-from", type=Path, default=None,
+                        help="with --daily: a --scales workspace at the same scale whose MiniLM vectors seed the "
+                             "text cache (the warm day's new titles left out)")
     # no later than train_ranker: the id_only run after a whole run leaves its ranker in the folder
     # the candidate's evaluate would then score
     parser.add_argument("--from-stage", choices=STAGES[:STAGES.index("train_ranker") + 1], default=STAGES[0],
@@ -351,7 +379,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     results = json.loads(args.out.read_text()) if args.out.is_file() else {"scales": {}}
     if args.daily is not None:
-        daily = measure_daily(args.daily, args.root, args.text_cache)
+        daily = measure_daily(args.daily, args.root, args.seed_from)
         results.setdefault("daily", {})[f"{args.daily:g}"] = daily
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))

@@ -75,7 +75,7 @@ def load_sentence_model(model: str):
     return SentenceTransformer(resolve_model_path(model))
 
 
-def _keys(model: str, texts: list[str]) -> list[str]:
+def cache_keys(model: str, texts: list[str]) -> list[str]:
     return [hashlib.sha1(f"{model}\x00{t}".encode()).hexdigest() for t in texts]
 
 
@@ -111,7 +111,7 @@ def text_features(items: pd.DataFrame, cfg, cache_dir: str | Path | None = None)
     large catalog shows its rate and ETA, and a killed run resumes where it stopped.
     """
     texts = item_texts(items)
-    keys = _keys(cfg.text_model, texts)
+    keys = cache_keys(cfg.text_model, texts)
     cache = _read_cache(Path(cache_dir)) if cache_dir else {}
     missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cache}.items())
     if missing:
