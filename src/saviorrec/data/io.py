@@ -71,11 +71,29 @@ def read_parquet(uri: str | Path, columns: list[str] | None = None, fix: str = R
     return read_arrow(uri, columns, fix).to_pandas()
 
 
-def write_parquet(df: pd.DataFrame, uri: str | Path) -> None:
+def iter_row_groups(uri: str | Path, columns: list[str] | None = None,
+                    fix: str = REWRITE) -> Iterator[tuple[int, pa.Table]]:
+    """(total rows, one row group) at a time, so that reading holds one group's decoding buffers,
+    not the whole file's; a damaged local file is a CorruptFileError naming it and ``fix``."""
+    fs, path = resolve(uri)
+    try:
+        with fs.open_input_file(path) as source:
+            parquet = pq.ParquetFile(source, page_checksum_verification=True)
+            for index in range(parquet.metadata.num_row_groups):
+                yield parquet.metadata.num_rows, parquet.read_row_group(index, columns=columns)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"parquet file not found: {uri}") from None
+    except (pa.ArrowException, OSError):
+        require_intact(uri, fix)
+        raise
+
+
+def write_parquet(df: pd.DataFrame, uri: str | Path, row_group_size: int | None = None) -> None:
+    """``df`` as one Parquet file; ``row_group_size`` rows per group bounds what a group-wise reader holds."""
     table = pa.Table.from_pandas(df, preserve_index=False)
     with atomic_output(uri) as sink:  # readers never see a half-written file
         # page checksums: a reader detects bytes overwritten inside the file, not only a cut-off footer
-        pq.write_table(table, sink, write_page_checksum=True)
+        pq.write_table(table, sink, write_page_checksum=True, row_group_size=row_group_size)
 
 
 # ---- events -----------------------------------------------------------------------------

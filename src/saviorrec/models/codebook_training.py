@@ -39,7 +39,8 @@ import pandas as pd
 from saviorrec.config import Params
 from saviorrec.data import io
 from saviorrec.data.pairs import read_pair_splits
-from saviorrec.data.vectors import require_finite
+from saviorrec.data.vectors import read_vectors, require_finite
+from saviorrec.file_integrity import CorruptFileError
 from saviorrec.metrics.codebook import codebook_report
 from saviorrec.metrics.retrieval import retrieval_report
 from saviorrec.metrics.retrieval_sets import RetrievalSets, retrieval_sets
@@ -62,13 +63,20 @@ def load_vectors(path: Path, item_ids: np.ndarray, what: str) -> np.ndarray:
     """[N, d] float32 in ``item_ids`` order; errors name missing items and NaN rows."""
     if not path.exists():
         raise StageError(f"{what} not found at {path}: run train_encoder first")
-    frame = io.read_parquet(path, fix="rerun train_encoder to rewrite it")
-    frame = frame.drop_duplicates("item_id", keep="last").set_index("item_id")
-    missing = np.setdiff1d(item_ids, frame.index.to_numpy())
-    if len(missing):
+    try:
+        ids, vectors = read_vectors(path, f"{what} at {path}", fix="rerun train_encoder to rewrite it")
+    except CorruptFileError:
+        raise
+    except ValueError as err:  # rows of different lengths or none
+        raise StageError(f"{err}; rerun train_encoder to rewrite it") from None
+    # the last row of an item wins, as when its vector was appended again
+    last = len(ids) - 1 - np.unique(ids[::-1], return_index=True)[1]
+    known = pd.Index(ids[last])
+    rows = known.get_indexer(item_ids)
+    if (rows < 0).any():
+        missing = item_ids[rows < 0]
         raise StageError(f"{what} at {path} lack {len(missing)} catalog items, e.g. item_id {missing[:10].tolist()}")
-    vectors = np.stack(frame.loc[item_ids, "vector"].to_numpy()).astype(np.float32)
-    return require_finite(vectors, item_ids, f"{what} at {path}", error=StageError)
+    return require_finite(vectors[last[rows]], item_ids, f"{what} at {path}", error=StageError)
 
 
 def load_pairs(ws: Workspace) -> dict[str, pd.DataFrame]:

@@ -39,7 +39,7 @@ from saviorrec.data.pairs import (
     mine_pairs_from_days,
     write_pairs,
 )
-from saviorrec.data.vectors import vectors_frame
+from saviorrec.data.vectors import write_vectors
 from saviorrec.metrics.retrieval import retrieval_report
 from saviorrec.metrics.retrieval_sets import retrieval_sets
 from saviorrec.metrics.stage_reports import write_stage_report
@@ -100,7 +100,7 @@ def train_encoder(params: Params, ws: Workspace, ckpt_path: str | Path | None = 
                     "frozen and a projection is trained on its cached features", cfg.finetune_text_layers)
     text = text_features(items, cfg, ws.path("text_cache"))
     log.info("text features ready at %.1fs", time.perf_counter() - started)
-    io.write_parquet(vectors_frame(items["item_id"], text), ws.path("text_features"))
+    write_vectors(ws.path("text_features"), items["item_id"], text)
 
     # vocabularies, content basis, budget and choice only from items listed before train_end
     is_listed = listed_before(items, train_end)
@@ -159,7 +159,7 @@ def train_encoder(params: Params, ws: Workspace, ckpt_path: str | Path | None = 
     # embeddings come from the saved artifact, through the same call every consumer uses
     z = load_item_encoder(out_dir).embed(items, ws.path("data"), text_vectors=text)
     drift = float(np.mean(np.sum((z - anchor) ** 2, axis=1))) if anchor is not None else None
-    io.write_parquet(vectors_frame(items["item_id"], z), ws.path("embeddings"))
+    write_vectors(ws.path("embeddings"), items["item_id"], z)
 
     k = cfg.hit_k
     sets = retrieval_sets(ws, items, holdout, cold_pairs)

@@ -161,6 +161,7 @@ def extend_to_catalog(ws: Workspace) -> dict[str, int]:
     embeddings and SIDs that avoid every existing one, so the ranker sees every item.
     """
     from saviorrec.data import io
+    from saviorrec.data.vectors import VECTOR_ROW_GROUP
     from saviorrec.models.semantic_ids import embed_and_assign
 
     items = io.read_items(ws.path("items"))
@@ -171,7 +172,7 @@ def extend_to_catalog(ws: Workspace) -> dict[str, int]:
             continue
         known = len(io.read_parquet(ws.path(sids_name)))
         vectors, sids = embed_and_assign(ws, items, space=space)
-        io.write_parquet(vectors, ws.path(vectors_name))
+        io.write_parquet(vectors, ws.path(vectors_name), row_group_size=VECTOR_ROW_GROUP)
         io.write_parquet(sids, ws.path(sids_name))
         counts[f"{space}_items"] = len(sids)
         counts[f"{space}_known_before"] = known
