@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from saviorrec.config.model import Codebook as CodebookParams
+from saviorrec.models.pca import principal_axes
 from saviorrec.models.quantizer import QuantizerOutput, ResidualQuantizer
 
 
@@ -80,12 +81,8 @@ class RQVAE(nn.Module):
     def init_linear_paths(self, x: torch.Tensor) -> None:
         """Encoder = projection on x's principal axes, decoder = its transpose (MLPs start at zero)."""
         mean = x.mean(0)
-        centered = x - mean
         d = min(self.config.latent_dim, self.config.in_dim, len(x))
-        # right singular vectors = principal axes; sign fixed for determinism across BLAS builds
-        _, _, vt = torch.linalg.svd(centered.double(), full_matrices=False)
-        axes = vt[:d].float()
-        axes = axes * torch.sign(axes[:, axes.abs().argmax(1)].diagonal())[:, None]
+        axes = principal_axes(x, mean, d)
         proj = torch.zeros(self.config.latent_dim, self.config.in_dim)
         proj[:d] = axes
         self.encoder.linear.weight.copy_(proj)
